@@ -1,0 +1,2 @@
+# Model size "medium" (ebt-method.md section 7) for any image backbone built on arch=.
+model = dict(backbone=dict(arch='medium'))

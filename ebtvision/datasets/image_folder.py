@@ -1,0 +1,218 @@
+"""A dataset of all images under a folder, e.g. ``data/coco/train2014``."""
+import os
+import os.path as osp
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, List, Optional, Sequence, Union
+
+from mmengine.dataset import BaseDataset
+
+from ebtvision.registry import DATASETS, TRANSFORMS
+from .transforms.loading import LoadImageFromFile
+
+#: Prefix of ``data_root`` that points into scikit-image's bundled photos.
+SKIMAGE_PREFIX = 'skimage://'
+
+#: Default accepted file extensions (compared case-insensitively).
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
+
+# Shown in error messages so the user knows where to put the files.
+_MAX_LISTED = 10
+
+
+def skimage_data_dir() -> str:
+    """Return the directory holding scikit-image's bundled sample photos.
+
+    It ships with the ``scikit-image`` wheel (``astronaut.png``, ``coffee.png``,
+    ``chelsea.png``, ``camera.png``, ...), so quick-start configs work offline.
+    """
+    import skimage.data  # local import: only needed for the quick-start path
+    return osp.dirname(osp.abspath(skimage.data.__file__))
+
+
+def resolve_data_root(data_root: str) -> str:
+    """Turn a ``data_root`` value into an absolute directory path.
+
+    Args:
+        data_root: A directory, or ``'skimage://'`` (optionally followed by a
+            relative sub-path) for scikit-image's bundled photos.
+
+    Returns:
+        Absolute path (``~`` expanded).
+    """
+    if data_root.startswith(SKIMAGE_PREFIX):
+        sub = data_root[len(SKIMAGE_PREFIX):].lstrip('/\\')
+        return osp.join(skimage_data_dir(), sub) if sub else skimage_data_dir()
+    return osp.abspath(osp.expanduser(data_root))
+
+
+@DATASETS.register_module()
+class ImageFolderDataset(BaseDataset):
+    """All images under ``data_root`` (recursively), or the ones in ``file_list``.
+
+    Each data info is ``{'img_path': <absolute path>}`` (``BaseDataset`` adds
+    ``sample_idx``); a pipeline such as ``LoadImageFromFile -> RandomCrop ->
+    NormalizeToSymmetric -> PackDenoiseInputs`` turns it into a training sample.
+
+    Scanning is recursive and sorted by relative path, so the order is deterministic
+    across machines; hidden files and folders (names starting with ``.``, e.g. macOS
+    ``._x.jpg`` resource forks) are ignored and symlinked folders are followed. A
+    COCO image folder (``data/coco/train2014/*.jpg``) works as is.
+
+    ``data_root='skimage://'`` means the folder of photos bundled with scikit-image
+    (see :func:`skimage_data_dir`); combine it with ``file_list`` to choose photos,
+    e.g. ``file_list=['astronaut.png', 'coffee.png']``.
+
+    Unreadable images:
+
+    * Training (``check_readable=False``, the default when ``test_mode=False``): not
+      checked at start-up (fast on 80k images). ``LoadImageFromFile`` warns, counts
+      (``LoadImageFromFile.num_skipped``) and returns ``None``, and
+      ``BaseDataset.__getitem__`` then draws another random index (up to
+      ``max_refetch`` times).
+    * Test (``check_readable=True``, the default when ``test_mode=True``):
+      ``BaseDataset`` raises on ``None`` in test mode, so every file is decoded once
+      at load time and unreadable ones are excluded with a warning naming them;
+      they are counted in ``LoadImageFromFile.num_skipped`` and listed in
+      :attr:`skipped_files`.
+
+    Args:
+        data_root: Image folder, or ``'skimage://'`` (see above).
+        pipeline: Transforms (config dicts or callables).
+        file_list: Relative paths (to ``data_root``) of the images to use, in that
+            order, or the path of a text file with one relative path per line (blank
+            lines and lines starting with ``#`` are ignored; a relative path to the
+            text file is tried from the working directory, then from ``data_root``).
+            Listed files need not match ``extensions``.
+        extensions: Accepted extensions when scanning, case-insensitive.
+        test_mode: Evaluation dataset (no refetch on ``None``).
+        check_readable: Decode every file at load time and drop unreadable ones.
+            ``None`` means ``test_mode``.
+        **kwargs: Passed to ``mmengine.dataset.BaseDataset`` (``serialize_data``,
+            ``lazy_init``, ``max_refetch``, ``indices``, ``metainfo``, ...).
+
+    Raises:
+        FileNotFoundError: ``data_root`` is missing or holds no image, a
+            ``file_list`` entry does not exist, or no file is readable.
+    """
+
+    METAINFO: dict = dict(task='denoise', dataset_type='image_folder')
+
+    def __init__(self,
+                 data_root: str,
+                 pipeline: Sequence[Union[dict, Callable]] = (),
+                 file_list: Optional[Union[str, Sequence[str]]] = None,
+                 extensions: Sequence[str] = IMG_EXTENSIONS,
+                 test_mode: bool = False,
+                 check_readable: Optional[bool] = None,
+                 **kwargs) -> None:
+        self.data_root_arg = data_root
+        self.file_list = file_list if isinstance(file_list, (str, type(None))) else list(file_list)
+        self.extensions = tuple(
+            (e if e.startswith('.') else '.' + e).lower() for e in extensions)
+        self.check_readable = test_mode if check_readable is None else check_readable
+        self.skipped_files: List[str] = []
+        # Build dict transforms from ebtvision's registry so that our transform names
+        # resolve even when no default scope is set (mmengine's Compose would use the
+        # root registry).
+        built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        super().__init__(
+            data_root=resolve_data_root(data_root),
+            pipeline=built,
+            test_mode=test_mode,
+            **kwargs)
+
+    def _where_msg(self) -> str:
+        return (f'Put the images there (any sub-folder depth, e.g. '
+                f'data/coco/train2014/*.jpg) or set data_root to where they are '
+                f'(data_root={self.data_root_arg!r}). Accepted extensions '
+                f'(case-insensitive): {", ".join(self.extensions)}.')
+
+    def _read_file_list(self) -> List[str]:
+        """Return the relative paths given by ``file_list``."""
+        if not isinstance(self.file_list, str):
+            return [str(p) for p in self.file_list]
+        path = osp.expanduser(self.file_list)
+        if not osp.isfile(path) and osp.isfile(osp.join(self.data_root, path)):
+            path = osp.join(self.data_root, path)
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'file_list {self.file_list!r} not found (looked in the working '
+                f'directory and in {self.data_root!r}).')
+        with open(path, encoding='utf-8') as f:
+            lines = [line.strip() for line in f]
+        return [line for line in lines if line and not line.startswith('#')]
+
+    def _scan(self) -> List[str]:
+        """Return sorted relative paths of all images under ``data_root``."""
+        found = []
+        visited = set()
+        for dirpath, dirnames, filenames in os.walk(self.data_root, followlinks=True):
+            # Following symlinks could loop; visit each real folder once.
+            real = osp.realpath(dirpath)
+            if real in visited:
+                dirnames[:] = []
+                continue
+            visited.add(real)
+            dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+            for name in filenames:
+                if name.startswith('.'):
+                    continue
+                if osp.splitext(name)[1].lower() in self.extensions:
+                    found.append(osp.relpath(osp.join(dirpath, name), self.data_root))
+        return sorted(found)
+
+    def _drop_unreadable(self, paths: List[str]) -> List[str]:
+        """Decode every file once and keep the readable ones (test mode)."""
+        loader = LoadImageFromFile()
+        # OpenCV releases the GIL while decoding, so threads give a real speed-up.
+        workers = min(8, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            reasons = list(pool.map(lambda p: loader.load(p)[1], paths))
+        kept = []
+        for path, reason in zip(paths, reasons):
+            if reason:
+                self.skipped_files.append(path)
+                LoadImageFromFile.report_unreadable(path, reason)
+            else:
+                kept.append(path)
+        if self.skipped_files:
+            warnings.warn(
+                f'Excluded {len(self.skipped_files)} unreadable image(s) of '
+                f'{len(paths)} under {self.data_root!r}: '
+                f'{self.skipped_files[:_MAX_LISTED]}', stacklevel=2)
+        return kept
+
+    def load_data_list(self) -> List[dict]:
+        """Scan the folder (or read ``file_list``) into ``[{'img_path': ...}]``.
+
+        Returns:
+            One dict per image with its absolute ``img_path``.
+
+        Raises:
+            FileNotFoundError: See the class docstring.
+        """
+        root = self.data_root
+        if not osp.isdir(root):
+            raise FileNotFoundError(
+                f'Image folder {root!r} does not exist. {self._where_msg()}')
+        if self.file_list is not None:
+            rel_paths = self._read_file_list()
+            missing = [p for p in rel_paths if not osp.isfile(osp.join(root, p))]
+            if missing:
+                raise FileNotFoundError(
+                    f'{len(missing)} file(s) of file_list not found under {root!r}: '
+                    f'{missing[:_MAX_LISTED]}' + (' ...' if len(missing) > _MAX_LISTED else ''))
+        else:
+            rel_paths = self._scan()
+        if not rel_paths:
+            raise FileNotFoundError(f'No images found in {root!r}. {self._where_msg()}')
+
+        paths = [osp.normpath(osp.join(root, p)) for p in rel_paths]
+        if self.check_readable:
+            paths = self._drop_unreadable(paths)
+            if not paths:
+                raise FileNotFoundError(
+                    f'None of the {len(self.skipped_files)} image(s) in {root!r} '
+                    f'can be decoded. {self._where_msg()}')
+        return [dict(img_path=p) for p in paths]

@@ -1,0 +1,3 @@
+from .denoise_visualization_hook import DenoiseVisualizationHook
+
+__all__ = ['DenoiseVisualizationHook']

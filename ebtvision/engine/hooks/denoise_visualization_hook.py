@@ -1,0 +1,85 @@
+"""Saves noisy / denoised / clean image grids while training and testing."""
+import os.path as osp
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ebtvision.registry import HOOKS
+from ..checkpoint import atomic_write
+
+
+def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor in [-1, 1] to an (H, W, 3) uint8 RGB array."""
+    img = ((img.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    array = img.permute(1, 2, 0).numpy()
+    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
+
+
+def denoise_grid(samples: Sequence, max_samples: int = 4, pad: int = 2) -> np.ndarray:
+    """One row per sample: for each noise level noisy | denoised, then the clean image."""
+    rows = []
+    for sample in list(samples)[:max_samples]:
+        tiles = []
+        for key in sample.pred_imgs:
+            tiles += [sample.noisy_imgs[key], sample.pred_imgs[key]]
+        tiles.append(sample.gt_img)
+        tiles = [np.pad(to_uint8_hwc(t), ((pad, pad), (pad, pad), (0, 0)), constant_values=255)
+                 for t in tiles]
+        rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+@HOOKS.register_module()
+class DenoiseVisualizationHook(Hook):
+    """Draw denoising grids: columns ``noisy@level | denoised@level ... | clean``.
+
+    Grids go through the runner's visualizer, so they land in every configured vis
+    backend (``LocalVisBackend`` writes PNGs under the work dir; add
+    ``TensorboardVisBackend`` to ``visualizer.vis_backends`` for TensorBoard). At test
+    time every batch is also written to ``<work_dir>/<out_dir>/`` as PNG.
+
+    Args:
+        interval: Draw from the current training batch every ``interval`` iterations
+            (0 disables training grids).
+        max_samples: Rows per grid.
+        out_dir: Folder (inside the work dir) for test-time grids.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, interval: int = 500, max_samples: int = 4,
+                 out_dir: str = 'denoise_vis') -> None:
+        self.interval = interval
+        self.max_samples = max_samples
+        self.out_dir = out_dir
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
+                         outputs=None) -> None:
+        if not self.interval or not self.every_n_train_iters(runner, self.interval):
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        subset = {key: value[:self.max_samples] for key, value in data_batch.items()}
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            samples = model.test_step(subset)
+        model.train(was_training)
+        runner.visualizer.add_image('train_denoise', denoise_grid(samples, self.max_samples),
+                                    step=runner.iter + 1)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if batch_idx == 0:
+            runner.visualizer.add_image('val_denoise', denoise_grid(outputs, self.max_samples),
+                                        step=runner.iter)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        grid = denoise_grid(outputs, self.max_samples)
+        runner.visualizer.add_image('test_denoise', grid, step=batch_idx)
+        path = osp.join(runner.work_dir, self.out_dir, f'batch_{batch_idx:04d}.png')
+        ok, encoded = cv2.imencode('.png', cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        if ok:
+            atomic_write(encoded.tobytes(), path)

@@ -1,0 +1,119 @@
+"""What the EBT denoiser and the DiT baseline share: noising, evaluation, packing."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+
+from ebtvision.registry import MODELS
+from ebtvision.structures import DenoiseDataSample
+from ..diffusion import DDPMSchedule
+
+
+def noise_level_key(level: float) -> str:
+    """Key of a noise level in predictions and metric names: 0.1 -> '0.1'."""
+    return f'{float(level):g}'
+
+
+class BaseDenoiser(BaseModel):
+    """Base class of image denoisers trained on DDPM-noised images.
+
+    Args:
+        schedule: Config of the noise schedule (:class:`DDPMSchedule`).
+        train_noise_level: Noise level of training (0.1 = t 99 of 1000).
+        eval_noise_levels: Noise levels every validation/test sample is evaluated at.
+        eval_seed: Seed of the evaluation noise. Noise is drawn per sample from
+            ``(eval_seed, sample_idx, level)``, so every model and every run sees the same
+            noisy images and scores are comparable.
+        data_preprocessor: Config of the data preprocessor.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self,
+                 schedule: Optional[dict] = None,
+                 train_noise_level: float = 0.1,
+                 eval_noise_levels: Sequence[float] = (0.1, 0.2),
+                 eval_seed: int = 0,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        # Built from our registry so that it resolves without a default scope.
+        if data_preprocessor is None or isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor or
+                                             dict(type='ImageDataPreprocessor'))
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.schedule = MODELS.build(schedule or dict(type='DDPMSchedule'))
+        if not isinstance(self.schedule, DDPMSchedule):
+            raise TypeError(f'schedule must build a DDPMSchedule, got {type(self.schedule)}')
+        self.train_noise_level = train_noise_level
+        self.train_timestep = self.schedule.timestep(train_noise_level)
+        self.eval_noise_levels = [float(level) for level in eval_noise_levels]
+        for level in self.eval_noise_levels:
+            self.schedule.timestep(level)  # validates the level early
+        self.eval_seed = eval_seed
+
+    # ----------------------------------------------------------------- noising
+    def add_noise(self, x0: torch.Tensor, t: Union[int, torch.Tensor],
+                  noise: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Noise clean images to timestep ``t``; returns ``(x_t, noise)``."""
+        if noise is None:
+            noise = torch.randn_like(x0)
+        t = torch.as_tensor(t).reshape(-1).expand(x0.shape[0])
+        return self.schedule.q_sample(x0, t, noise), noise
+
+    def eval_noise(self, x0: torch.Tensor, data_samples: Optional[List[DenoiseDataSample]],
+                   level_index: int) -> torch.Tensor:
+        """Deterministic per-sample noise for evaluation (see ``eval_seed``)."""
+        noises = []
+        for position in range(x0.shape[0]):
+            sample_idx = position
+            if data_samples is not None and 'sample_idx' in data_samples[position]:
+                sample_idx = int(data_samples[position].sample_idx)
+            generator = torch.Generator().manual_seed(
+                (self.eval_seed * 1_000_003 + sample_idx) * 101 + level_index)
+            noises.append(torch.randn(x0.shape[1:], generator=generator))
+        return torch.stack(noises).to(device=x0.device, dtype=x0.dtype)
+
+    # ----------------------------------------------------------------- API
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """MMEngine entry point.
+
+        ``mode='loss'``: ``inputs`` are clean images; returns a dict of losses.
+        ``mode='predict'``: ``inputs`` are clean images; each is noised at every
+        ``eval_noise_levels`` level and denoised; returns data samples.
+        ``mode='tensor'``: ``inputs`` are *already noisy* images at the training noise
+        level; returns the denoised batch.
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.denoise(inputs, self.train_noise_level)[0]
+        raise RuntimeError(f'Invalid mode "{mode}"; use "loss", "predict" or "tensor"')
+
+    def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def denoise(self, noisy: torch.Tensor,
+                noise_level: float) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Denoise a batch; returns ``(denoised, energies or None)``."""
+        raise NotImplementedError
+
+    def predict(self, inputs: torch.Tensor,
+                data_samples: Optional[List[DenoiseDataSample]] = None
+                ) -> List[DenoiseDataSample]:
+        if data_samples is None:
+            data_samples = [DenoiseDataSample() for _ in range(inputs.shape[0])]
+        results = {}
+        for level_index, level in enumerate(self.eval_noise_levels):
+            noise = self.eval_noise(inputs, data_samples, level_index)
+            noisy, _ = self.add_noise(inputs, self.schedule.timestep(level), noise)
+            denoised, energies = self.denoise(noisy, level)
+            results[noise_level_key(level)] = (noisy, denoised, energies)
+        for position, sample in enumerate(data_samples):
+            sample.gt_img = inputs[position].detach().cpu()
+            sample.noisy_imgs = {k: v[0][position].detach().cpu() for k, v in results.items()}
+            sample.pred_imgs = {k: v[1][position].detach().cpu() for k, v in results.items()}
+            if all(v[2] is not None for v in results.values()):
+                sample.energies = {k: v[2][position].detach().cpu() for k, v in results.items()}
+        return data_samples

@@ -1,0 +1,51 @@
+"""DiT baseline denoiser: predicts the noise, then runs the reverse process."""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ebtvision.registry import MODELS
+from .base_denoiser import BaseDenoiser
+
+
+@MODELS.register_module()
+class DiTDenoiser(BaseDenoiser):
+    """Timestep-conditioned noise predictor trained on ``t ~ U[0, t_max)``.
+
+    ``t_max`` is the training noise level's share of the schedule (100 for 0.1).
+
+    Args:
+        backbone: Config of the :class:`DiT` backbone.
+        test_cfg: Reverse process at inference: ``num_steps`` (network evaluations,
+            default 100), ``method`` (``'ddpm'`` or ``'ddim'``, default ``'ddim'``),
+            ``start_from`` (``'true'``: start at the timestep of the real noise level,
+            the DiT is told how noisy the input is; ``'train'``: always start at the
+            training level's timestep, as blind as the EBT).
+        **kwargs: See :class:`BaseDenoiser`.
+    """
+
+    def __init__(self, backbone: dict, test_cfg: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.backbone = MODELS.build(backbone)
+        self.t_max = self.train_timestep + 1
+        self.test_cfg = dict(num_steps=100, method='ddim', start_from='true')
+        self.test_cfg.update(test_cfg or {})
+        if self.test_cfg['start_from'] not in ('true', 'train'):
+            raise ValueError("test_cfg.start_from must be 'true' or 'train'")
+
+    def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
+        t = torch.randint(0, self.t_max, (inputs.shape[0], ), device=inputs.device)
+        noisy, noise = self.add_noise(inputs, t)
+        return dict(loss=F.mse_loss(self.backbone(noisy, t), noise))
+
+    def denoise(self, noisy: torch.Tensor,
+                noise_level: float) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        level = noise_level if self.test_cfg['start_from'] == 'true' else self.train_noise_level
+        t_start = self.schedule.timestep(level)
+        generator = torch.Generator(device=noisy.device).manual_seed(self.eval_seed)
+        with torch.no_grad():
+            denoised = self.schedule.reverse(
+                self.backbone, noisy, t_start,
+                num_steps=min(int(self.test_cfg['num_steps']), t_start + 1),
+                method=self.test_cfg['method'], generator=generator)
+        return denoised.clamp(-1, 1), None

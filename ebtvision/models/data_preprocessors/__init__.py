@@ -1,0 +1,3 @@
+from .image_preprocessor import ImageDataPreprocessor
+
+__all__ = ['ImageDataPreprocessor']

@@ -1,0 +1,3 @@
+from .ddpm_schedule import DDPMSchedule
+
+__all__ = ['DDPMSchedule']

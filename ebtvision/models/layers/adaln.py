@@ -1,0 +1,71 @@
+"""DiT-style transformer block and final layer with adaLN-Zero conditioning."""
+import torch
+from torch import nn
+
+from .attention import SelfAttention
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Apply an adaptive affine transform; ``shift``/``scale`` are (B or 1, D)."""
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class AdaLNBlock(nn.Module):
+    """Pre-norm transformer block whose norms are modulated by a condition vector.
+
+    The modulation layer is zero-initialised (adaLN-Zero), so every block starts as the
+    identity.
+
+    Args:
+        embed_dims: Token width.
+        num_heads: Attention heads.
+        mlp_ratio: Hidden width of the MLP relative to ``embed_dims``.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dims, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(embed_dims, num_heads)
+        self.norm2 = nn.LayerNorm(embed_dims, elementwise_affine=False, eps=1e-6)
+        hidden = int(embed_dims * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dims, hidden), nn.GELU(approximate='tanh'),
+            nn.Linear(hidden, embed_dims))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(embed_dims, 6 * embed_dims))
+        for layer in (self.attn.qkv, self.attn.proj, self.mlp[0], self.mlp[2]):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        nn.init.zeros_(self.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.adaLN_modulation[-1].bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = \
+            self.adaLN_modulation(cond).chunk(6, dim=-1)
+        x = x + gate_a.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_a, scale_a))
+        x = x + gate_m.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
+        return x
+
+
+class AdaLNFinalLayer(nn.Module):
+    """Final adaLN-modulated norm followed by a linear projection per token.
+
+    Args:
+        embed_dims: Token width.
+        out_dims: Output features per token (1 for an energy, p*p*C for a DiT).
+        bias: Whether the projection has a bias. An energy head has none: a constant
+            offset changes no gradient and no ranking.
+    """
+
+    def __init__(self, embed_dims: int, out_dims: int, bias: bool = True) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(embed_dims, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(embed_dims, out_dims, bias=bias)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(embed_dims, 2 * embed_dims))
+        for layer in (self.adaLN_modulation[-1], self.linear):
+            nn.init.zeros_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(cond).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))

@@ -1,0 +1,3 @@
+from .energy_minimizer import EnergyMinimizer, ThinkingTrajectory, trajectory_loss
+
+__all__ = ['EnergyMinimizer', 'ThinkingTrajectory', 'trajectory_loss']

@@ -1,0 +1,204 @@
+"""The energy-minimisation ("thinking") loop shared by every EBT task.
+
+A task supplies an ``energy_fn(candidate, step) -> energies`` and an initial candidate;
+this module runs gradient descent on the candidate and returns the trajectory. What a
+candidate is (pixels, latents, logits) is the task's business, not the loop's.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ebtvision.registry import MODELS
+
+EnergyFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class ThinkingTrajectory:
+    """What one run of the loop produced.
+
+    Attributes:
+        candidates: The candidate after each step (``len == steps taken``).
+        energies: ``energies[i]`` is the energy of the candidate step ``i`` started from,
+            shape as returned by ``energy_fn`` ((B,) per sample, or (B, N) per frame/token).
+        final_energy: Energy of the last candidate, when ``score_final=True``.
+        landscapes: The step index ``energy_fn`` saw at each step (repeats show where
+            the random number of steps repeated the final landscape).
+    """
+    candidates: List[torch.Tensor] = field(default_factory=list)
+    energies: List[torch.Tensor] = field(default_factory=list)
+    final_energy: Optional[torch.Tensor] = None
+    landscapes: List[int] = field(default_factory=list)
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.candidates[-1]
+
+
+@MODELS.register_module()
+class EnergyMinimizer(nn.Module):
+    """Gradient descent on a candidate under a learned energy (Algorithm 1 of the paper).
+
+    Each step: ``y <- y - alpha * dE/dy``. In training the task loss is backpropagated
+    through the steps (second-order gradients, ``create_graph=True``); at evaluation the
+    loop re-enables autograd locally, so it works inside MMEngine's no-grad val/test loops,
+    and builds no second-order graph.
+
+    Args:
+        num_steps: Number of energy landscapes (steps) per prediction.
+        alpha: Initial step size.
+        learnable_alpha: Make ``alpha`` an ``nn.Parameter`` (give it its own lr multiplier
+            through ``paramwise_cfg.custom_keys={'thinker.alpha': dict(lr_mult=...)}``).
+        min_alpha: ``alpha`` is clamped to at least this value.
+        random_step_size_scale: ``s``; in training each sample draws its step size from
+            ``U[alpha / s, alpha * s]``. 1 disables it.
+        random_step_size_dims: How many leading candidate dims draw independent step sizes
+            (1 = per sample, 2 = per sample and frame/token).
+        final_landscape_repeats: ``(min, max)``; in training the last step is repeated
+            ``k ~ U{min..max}`` times (drawn per batch), at evaluation ``max`` times. ``None``
+            takes the last step once.
+        langevin_sigma: Std of Gaussian noise added to the candidate before each energy
+            evaluation (the noise stays in the candidate, as in Langevin dynamics).
+        langevin_at_eval: Keep the Langevin noise at evaluation (off by default: inference
+            is deterministic unless self-verification wants diversity).
+        detach_between_steps: Cut the graph between steps (the paper's S1 default). False
+            keeps it, so the loss at step i also trains steps < i through the candidate.
+        truncate: Only the last step builds a second-order graph; use with a loss on the
+            last candidate only (the S2 "truncate" option).
+        grad_clamp: ``max_change``: clamp each gradient entry to ``+-max_change / alpha`` so
+            no step moves an entry by more than ``max_change``. ``None`` disables it.
+    """
+
+    def __init__(self,
+                 num_steps: int = 1,
+                 alpha: float = 1.0,
+                 learnable_alpha: bool = True,
+                 min_alpha: float = 1e-4,
+                 random_step_size_scale: float = 1.0,
+                 random_step_size_dims: int = 1,
+                 final_landscape_repeats: Optional[Sequence[int]] = None,
+                 langevin_sigma: float = 0.0,
+                 langevin_at_eval: bool = False,
+                 detach_between_steps: bool = True,
+                 truncate: bool = False,
+                 grad_clamp: Optional[float] = None) -> None:
+        super().__init__()
+        if num_steps < 1:
+            raise ValueError(f'num_steps must be >= 1, got {num_steps}')
+        if alpha <= 0:
+            raise ValueError(f'alpha must be > 0, got {alpha}')
+        if random_step_size_scale < 1:
+            raise ValueError(f'random_step_size_scale must be >= 1, got {random_step_size_scale}')
+        if final_landscape_repeats is not None:
+            low, high = final_landscape_repeats
+            if not 1 <= low <= high:
+                raise ValueError('final_landscape_repeats must be (min, max) with '
+                                 f'1 <= min <= max, got {final_landscape_repeats}')
+        self.num_steps = num_steps
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)), requires_grad=learnable_alpha)
+        self.min_alpha = min_alpha
+        self.random_step_size_scale = random_step_size_scale
+        self.random_step_size_dims = random_step_size_dims
+        self.final_landscape_repeats = final_landscape_repeats
+        self.langevin_sigma = langevin_sigma
+        self.langevin_at_eval = langevin_at_eval
+        self.detach_between_steps = detach_between_steps
+        self.truncate = truncate
+        self.grad_clamp = grad_clamp
+
+    def landscape_schedule(self, num_steps: int, randomize: bool) -> List[int]:
+        """Landscape (step) index of every update, with final-landscape repeats."""
+        schedule = list(range(num_steps))
+        if self.final_landscape_repeats is not None:
+            low, high = self.final_landscape_repeats
+            repeats = int(torch.randint(low, high + 1, ()).item()) if randomize else high
+            schedule += [num_steps - 1] * (repeats - 1)
+        return schedule
+
+    def step_sizes(self, candidate: torch.Tensor, randomize: bool) -> torch.Tensor:
+        """The step size, per sample (or per frame/token) when randomised."""
+        alpha = self.alpha.clamp(min=self.min_alpha)
+        if not randomize or self.random_step_size_scale == 1:
+            return alpha
+        dims = self.random_step_size_dims
+        shape = candidate.shape[:dims] + (1, ) * (candidate.dim() - dims)
+        low = alpha / self.random_step_size_scale
+        high = alpha * self.random_step_size_scale
+        return low + torch.rand(shape, device=candidate.device, dtype=candidate.dtype) * (high - low)
+
+    def forward(self,
+                energy_fn: EnergyFn,
+                init: torch.Tensor,
+                create_graph: Optional[bool] = None,
+                num_steps: Optional[int] = None,
+                randomize: Optional[bool] = None,
+                score_final: bool = False,
+                alpha: Optional[float] = None) -> ThinkingTrajectory:
+        """Run the loop.
+
+        Args:
+            energy_fn: Maps ``(candidate, landscape_index)`` to energies whose sum is
+                minimised (shape (B,) or (B, N)).
+            init: Initial candidate; it is detached (the loop never backpropagates into it).
+            create_graph: Build the second-order graph (default: ``self.training``).
+            num_steps: Override the number of landscapes ("think longer" at inference).
+            randomize: Use the random step size / steps / Langevin noise (default:
+                ``self.training``; Langevin at eval also needs ``langevin_at_eval``).
+            score_final: Also evaluate the energy of the final candidate.
+            alpha: Override the step size (inference only; it is not learned then).
+        """
+        create_graph = self.training if create_graph is None else create_graph
+        randomize = self.training if randomize is None else randomize
+        schedule = self.landscape_schedule(num_steps or self.num_steps, randomize)
+        step_size = (self.step_sizes(init, randomize) if alpha is None else torch.tensor(
+            float(alpha), device=init.device, dtype=init.dtype))
+        if not create_graph:
+            step_size = step_size.detach()
+        use_langevin = self.langevin_sigma > 0 and (randomize or self.langevin_at_eval)
+        trajectory = ThinkingTrajectory()
+        candidate = init.detach()
+        with torch.enable_grad():
+            for index, landscape in enumerate(schedule):
+                last = index == len(schedule) - 1
+                graph_here = create_graph and (last or not self.truncate)
+                if self.detach_between_steps or not candidate.requires_grad:
+                    candidate = candidate.detach().requires_grad_()
+                if use_langevin:
+                    candidate = candidate + self.langevin_sigma * torch.randn_like(candidate)
+                energies = energy_fn(candidate, landscape)
+                grad, = torch.autograd.grad(energies.sum(), candidate, create_graph=graph_here)
+                if not torch.isfinite(grad).all():
+                    raise FloatingPointError(
+                        f'non-finite energy gradient at thinking step {index} (landscape '
+                        f'{landscape}); energies finite: {bool(torch.isfinite(energies).all())}. '
+                        'Lower alpha or the learning rate, or set grad_clamp.')
+                if self.grad_clamp is not None:
+                    bound = self.grad_clamp / self.alpha.clamp(min=self.min_alpha)
+                    grad = torch.maximum(torch.minimum(grad, bound), -bound)
+                candidate = candidate - step_size * grad
+                if not graph_here:
+                    candidate = candidate.detach()
+                    energies = energies.detach()
+                trajectory.candidates.append(candidate)
+                trajectory.energies.append(energies)
+                trajectory.landscapes.append(landscape)
+            if score_final:
+                with torch.no_grad():
+                    trajectory.final_energy = energy_fn(candidate.detach(), schedule[-1])
+        return trajectory
+
+    def extra_repr(self) -> str:
+        return (f'num_steps={self.num_steps}, alpha={float(self.alpha):g}, '
+                f'learnable_alpha={self.alpha.requires_grad}, truncate={self.truncate}')
+
+
+def trajectory_loss(trajectory: ThinkingTrajectory, target: torch.Tensor,
+                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                    truncate: bool) -> torch.Tensor:
+    """Task loss over a trajectory: mean over steps (S1) or on the last step (truncate)."""
+    if truncate:
+        return loss_fn(trajectory.final, target)
+    losses = [loss_fn(candidate, target) for candidate in trajectory.candidates]
+    return torch.stack(losses).mean()

@@ -1,0 +1,3 @@
+from .denoise_data_sample import DenoiseDataSample
+
+__all__ = ['DenoiseDataSample']

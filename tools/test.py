@@ -1,0 +1,98 @@
+"""Evaluate a checkpoint: python tools/test.py CONFIG CHECKPOINT [options].
+
+The checkpoint is loaded weights-only: nothing in it is executed.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ebtvision.engine import atomic_write  # noqa: E402
+from ebtvision.utils import DataNotFoundError, check_data_roots, register_all_modules  # noqa
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test an ebtvision model')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file (loaded weights-only)')
+    parser.add_argument('--work-dir', help='where logs, grids and metrics go')
+    parser.add_argument('--out', help='also write the metrics as JSON to this file '
+                        '(default: <work_dir>/metrics.json)')
+    parser.add_argument('--noise-levels', type=float, nargs='+',
+                        help='noise levels to evaluate, e.g. 0.1 0.2 0.3')
+    parser.add_argument('--thinking-steps', type=int,
+                        help='EBT: energy-minimisation steps at inference (think longer)')
+    parser.add_argument('--alpha', type=float, help='EBT: step size at inference')
+    parser.add_argument('--reverse-steps', type=int,
+                        help='DiT: network evaluations of the reverse process')
+    parser.add_argument('--reverse-method', choices=['ddpm', 'ddim'],
+                        help='DiT: reverse process')
+    parser.add_argument('--no-vis', action='store_true', help='do not save image grids')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def apply_test_options(cfg: Config, args) -> None:
+    """Map the command-line test options onto the model config, refusing mismatches."""
+    model_type = cfg.model.get('type')
+    ebt_only = {'--thinking-steps': args.thinking_steps, '--alpha': args.alpha}
+    dit_only = {'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method}
+    for flag, value in ebt_only.items():
+        if value is not None and model_type != 'EBTDenoiser':
+            sys.exit(f'error: {flag} applies to EBT models, not {model_type}')
+    for flag, value in dit_only.items():
+        if value is not None and model_type != 'DiTDenoiser':
+            sys.exit(f'error: {flag} applies to DiT models, not {model_type}')
+    cfg.model.setdefault('test_cfg', {})
+    if args.noise_levels:
+        cfg.model.eval_noise_levels = args.noise_levels
+    if args.thinking_steps is not None:
+        cfg.model.test_cfg.num_steps = args.thinking_steps
+    if args.alpha is not None:
+        cfg.model.test_cfg.alpha = args.alpha
+    if args.reverse_steps is not None:
+        cfg.model.test_cfg.num_steps = args.reverse_steps
+    if args.reverse_method is not None:
+        cfg.model.test_cfg.method = args.reverse_method
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    apply_test_options(cfg, args)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'error: checkpoint {args.checkpoint} does not exist')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.no_vis:
+        cfg.get('custom_hooks', []).clear()
+    try:
+        check_data_roots(cfg, ('test_dataloader', ))
+    except DataNotFoundError as error:
+        sys.exit(f'error: {error}')
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    out = args.out or osp.join(cfg.work_dir, 'metrics.json')
+    atomic_write(json.dumps(metrics, indent=2, sort_keys=True).encode(), out)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+
+
+if __name__ == '__main__':
+    main()
