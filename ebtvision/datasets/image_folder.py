@@ -74,7 +74,10 @@ class ImageFolderDataset(BaseDataset):
       ``BaseDataset`` raises on ``None`` in test mode, so every file is decoded once
       at load time and unreadable ones are excluded with a warning naming them;
       they are counted in ``LoadImageFromFile.num_skipped`` and listed in
-      :attr:`skipped_files`.
+      :attr:`skipped_files`. With an int ``indices`` (e.g. ``indices=2000``) only
+      files up to the N-th readable one are decoded, and the subset is the first N
+      *readable* images; a sequence ``indices`` refers to positions after unreadable
+      files were dropped.
 
     Args:
         data_root: Image folder, or ``'skimage://'`` (see above).
@@ -162,24 +165,43 @@ class ImageFolderDataset(BaseDataset):
                     found.append(osp.relpath(osp.join(dirpath, name), self.data_root))
         return sorted(found)
 
-    def _drop_unreadable(self, paths: List[str]) -> List[str]:
-        """Decode every file once and keep the readable ones (test mode)."""
+    def _drop_unreadable(self, paths: List[str], limit: Optional[int] = None) -> List[str]:
+        """Decode files once, in order, and keep the readable ones (test mode).
+
+        Args:
+            paths: Candidate image paths.
+            limit: Stop once this many readable files are found (used for an int
+                ``indices`` so that e.g. ``indices=2000`` on 40k images decodes
+                about 2k of them).
+
+        Returns:
+            The readable paths, in the input order.
+        """
         loader = LoadImageFromFile()
         # OpenCV releases the GIL while decoding, so threads give a real speed-up.
         workers = min(8, os.cpu_count() or 1)
+        chunk = 16 * workers
+        kept: List[str] = []
+        checked = 0
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            reasons = list(pool.map(lambda p: loader.load(p)[1], paths))
-        kept = []
-        for path, reason in zip(paths, reasons):
-            if reason:
-                self.skipped_files.append(path)
-                LoadImageFromFile.report_unreadable(path, reason)
-            else:
-                kept.append(path)
+            for start in range(0, len(paths), chunk):
+                if limit is not None and len(kept) >= limit:
+                    break
+                batch = paths[start:start + chunk]
+                reasons = list(pool.map(lambda p: loader.load(p)[1], batch))
+                for path, reason in zip(batch, reasons):
+                    if limit is not None and len(kept) >= limit:
+                        break
+                    checked += 1
+                    if reason:
+                        self.skipped_files.append(path)
+                        LoadImageFromFile.report_unreadable(path, reason)
+                    else:
+                        kept.append(path)
         if self.skipped_files:
             warnings.warn(
                 f'Excluded {len(self.skipped_files)} unreadable image(s) of '
-                f'{len(paths)} under {self.data_root!r}: '
+                f'{checked} checked under {self.data_root!r}: '
                 f'{self.skipped_files[:_MAX_LISTED]}', stacklevel=2)
         return kept
 
@@ -210,8 +232,17 @@ class ImageFolderDataset(BaseDataset):
 
         paths = [osp.normpath(osp.join(root, p)) for p in rel_paths]
         if self.check_readable:
-            paths = self._drop_unreadable(paths)
-            if not paths:
+            # BaseDataset keeps the first (or last, if negative) N entries for an int
+            # `indices`, so only that many readable files are needed.
+            limit = None
+            if isinstance(self._indices, int):
+                limit = abs(self._indices)
+                if self._indices < 0:
+                    paths = paths[::-1]
+            paths = self._drop_unreadable(paths, limit)
+            if isinstance(self._indices, int) and self._indices < 0:
+                paths = paths[::-1]
+            if not paths and self.skipped_files:
                 raise FileNotFoundError(
                     f'None of the {len(self.skipped_files)} image(s) in {root!r} '
                     f'can be decoded. {self._where_msg()}')

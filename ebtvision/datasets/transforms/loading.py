@@ -68,8 +68,9 @@ def to_float_rgb(img: np.ndarray,
     elif img.dtype == np.uint16:
         out = img.astype(np.float32) / 65535.0
     elif np.issubdtype(img.dtype, np.floating):
-        # Float TIFF/EXR: assume already in [0, 1]; clip HDR highlights.
-        out = np.clip(img.astype(np.float32), 0.0, 1.0)
+        # Float TIFF/EXR: assume already in [0, 1]. Clip before the float32 cast so
+        # that out-of-range float64 values cannot overflow; NaN becomes 0.
+        out = np.clip(np.nan_to_num(img, nan=0.0), 0.0, 1.0).astype(np.float32)
     else:
         raise ValueError(f'unsupported pixel dtype {img.dtype}')
 

@@ -1,0 +1,23 @@
+# EBT image denoiser on COCO 2014, the paper's setting (ebt-method.md section 3):
+# large (24 layers, 16 heads, width 1536), 128 px, patch 16, lr 1e-4, batch 128,
+# 100k iterations with 10k warm-up, weight decay 0.01, grad clip 1.0,
+# alpha 3000 learnable with lr multiplier 9000, 1 thinking step (S1).
+_base_ = [
+    '_base_/models/ebt_denoise.py',
+    '_base_/model_sizes/size_large.py',
+    '_base_/datasets/coco_denoise_128.py',
+    '_base_/schedules/adamw_100k_warmup10k.py',
+    '_base_/default_runtime.py',
+]
+
+model = dict(
+    backbone=dict(img_size=128, patch_size=16),
+    thinker=dict(num_steps=1, alpha=3000.0, learnable_alpha=True))
+
+# alpha gets its own learning rate (multiplier ~3x alpha) and no weight decay.
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=9000.0, decay_mult=0.0)}))
+
+default_hooks = dict(
+    checkpoint=dict(save_best='denoise/psnr@0.1', rule='greater'))
+custom_hooks = [dict(type='DenoiseVisualizationHook', interval=2000)]
