@@ -2,8 +2,7 @@
 # timestep-conditioned, predicts the noise, trained on t ~ U[0, 100); inference runs
 # 100 reverse steps from the noise level's timestep.
 _base_ = [
-    '_base_/models/dit_denoise.py',
-    '_base_/model_sizes/size_large.py',
+    '_base_/models/sizes/dit_denoise_large.py',
     '_base_/datasets/coco_denoise_128.py',
     '_base_/schedules/adamw_100k_warmup10k.py',
     '_base_/default_runtime.py',

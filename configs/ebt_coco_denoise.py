@@ -3,8 +3,7 @@
 # 100k iterations with 10k warm-up, weight decay 0.01, grad clip 1.0,
 # alpha 3000 learnable with lr multiplier 9000, 1 thinking step (S1).
 _base_ = [
-    '_base_/models/ebt_denoise.py',
-    '_base_/model_sizes/size_large.py',
+    '_base_/models/sizes/ebt_denoise_large.py',
     '_base_/datasets/coco_denoise_128.py',
     '_base_/schedules/adamw_100k_warmup10k.py',
     '_base_/default_runtime.py',

@@ -41,6 +41,9 @@ def build_config(args) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    # Needed for every run: checkpoints that resume exactly and load weights-only.
+    cfg.setdefault('default_hooks', {})
+    cfg.default_hooks.setdefault('resume_state', dict(type='ResumeStateHook'))
     if args.amp:
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_type != 'AmpOptimWrapper':

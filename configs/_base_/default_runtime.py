@@ -9,6 +9,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=3,
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Checkpoints resumable exactly (RNG states) and loadable weights-only.
+    resume_state=dict(type='ResumeStateHook'),
 )
 
 env_cfg = dict(

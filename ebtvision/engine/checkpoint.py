@@ -34,7 +34,8 @@ SAFE_GLOBALS = [
     _NP_MULTIARRAY._reconstruct,
     _NP_MULTIARRAY.scalar,
 ] + [type(np.dtype(name)) for name in (
-    'float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool')]
+    'float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint64', 'uint32',
+    'uint16', 'uint8', 'bool')]
 
 
 def load_checkpoint_weights_only(filename: Union[str, os.PathLike],
@@ -51,14 +52,45 @@ def load_checkpoint_weights_only(filename: Union[str, os.PathLike],
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+            checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise RuntimeError(
             f'checkpoint {filename} holds objects that a weights-only load refuses to '
             f'build, so it was not loaded (ebtvision never unpickles code): {error}') from None
-    except (EOFError, RuntimeError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001  any other failure: a damaged file
         raise RuntimeError(f'checkpoint {filename} is unreadable (truncated or not a torch '
                            f'checkpoint): {error}') from None
+    return plain_to_history_buffers(checkpoint)
+
+
+_PLAIN_BUFFER_TAG = '__history_buffer__'
+
+
+def history_buffers_to_plain(checkpoint: dict) -> dict:
+    """Replace the message hub's ``HistoryBuffer`` objects by plain arrays, in place.
+
+    A pickled ``HistoryBuffer`` references its statistics functions through ``getattr``,
+    which a weights-only load refuses (rightly: ``getattr`` can reach anything).
+    """
+    scalars = checkpoint.get('message_hub', {}).get('log_scalars', {})
+    for key, buffer in scalars.items():
+        if isinstance(buffer, HistoryBuffer):
+            logs, counts = buffer.data
+            scalars[key] = {_PLAIN_BUFFER_TAG: True, 'log_history': logs,
+                            'count_history': counts, 'max_length': buffer.max_length}
+    return checkpoint
+
+
+def plain_to_history_buffers(checkpoint):
+    """Inverse of :func:`history_buffers_to_plain`, in place; other objects pass through."""
+    if not isinstance(checkpoint, dict):
+        return checkpoint
+    scalars = checkpoint.get('message_hub', {}).get('log_scalars', {})
+    for key, value in scalars.items():
+        if isinstance(value, dict) and value.get(_PLAIN_BUFFER_TAG):
+            scalars[key] = HistoryBuffer(list(value['log_history']),
+                                         list(value['count_history']), value['max_length'])
+    return checkpoint
 
 
 class AtomicLocalBackend(LocalBackend):

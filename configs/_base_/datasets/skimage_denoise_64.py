@@ -2,9 +2,9 @@
 # Four photos are held out for validation; the model never trains on them.
 img_size = 64
 train_photos = [
-    'rocket.jpg', 'motorcycle_left.png', 'hubble_deep_field.jpg', 'retina.jpg', 'ihc.png',
-    'coins.png', 'moon.png', 'brick.png', 'grass.png', 'gravel.png', 'page.png', 'cell.png',
-    'color.png', 'microaneurysms.png', 'logo.png', 'text.png',
+    'rocket.jpg', 'motorcycle_left.png', 'motorcycle_right.png', 'hubble_deep_field.jpg',
+    'retina.jpg', 'ihc.png', 'coins.png', 'moon.png', 'brick.png', 'grass.png', 'gravel.png',
+    'cell.png', 'color.png',
 ]
 val_photos = ['astronaut.png', 'coffee.png', 'chelsea.png', 'camera.png']
 

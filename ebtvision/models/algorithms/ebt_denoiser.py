@@ -58,15 +58,17 @@ class EBTDenoiser(BaseDenoiser):
         trajectory = self.thinker(self.energy, noisy, create_graph=True)
         loss = trajectory_loss(trajectory, inputs, self.loss_fn, self.thinker.truncate)
         with torch.no_grad():
-            first = trajectory.energies[0].mean()
-            return dict(
+            # Names without 'loss' are logged but not optimised (MMEngine's parse_losses).
+            logs = dict(
                 loss=loss,
                 final_step_mse=F.mse_loss(trajectory.final, inputs),
                 noisy_mse=F.mse_loss(noisy, inputs),
-                energy_first_step=first,
-                energy_drop=first - trajectory.energies[-1].mean(),
+                energy_first_step=trajectory.energies[0].mean(),
                 alpha=self.thinker.alpha.detach().clone(),
             )
+            if len(trajectory.energies) > 1:
+                logs['energy_drop'] = logs['energy_first_step'] - trajectory.energies[-1].mean()
+            return logs
 
     def think(self, noisy: torch.Tensor, num_steps: Optional[int] = None,
               alpha: Optional[float] = None):

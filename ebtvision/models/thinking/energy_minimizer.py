@@ -190,7 +190,7 @@ class EnergyMinimizer(nn.Module):
         return trajectory
 
     def extra_repr(self) -> str:
-        return (f'num_steps={self.num_steps}, alpha={float(self.alpha):g}, '
+        return (f'num_steps={self.num_steps}, alpha={self.alpha.item():g}, '
                 f'learnable_alpha={self.alpha.requires_grad}, truncate={self.truncate}')
 
 

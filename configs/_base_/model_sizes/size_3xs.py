@@ -1,2 +1,0 @@
-# Model size "3xs" (ebt-method.md section 7) for any image backbone built on arch=.
-model = dict(backbone=dict(arch='3xs'))

@@ -1,2 +1,0 @@
-# Model size "large" (ebt-method.md section 7) for any image backbone built on arch=.
-model = dict(backbone=dict(arch='large'))

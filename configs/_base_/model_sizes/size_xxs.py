@@ -1,2 +1,0 @@
-# Model size "xxs" (ebt-method.md section 7) for any image backbone built on arch=.
-model = dict(backbone=dict(arch='xxs'))

@@ -1,0 +1,172 @@
+"""The energy-minimisation loop on toy energies and a tiny double-precision EBT."""
+import pytest
+import torch
+from mmengine.optim import build_optim_wrapper
+from torch.func import functional_call
+
+from ebtvision.models import BidirectionalEBT, EnergyMinimizer, trajectory_loss
+
+
+def quadratic(center: torch.Tensor, curvature: float = 2.0):
+    """E(y) = curvature / 2 * ||y - center||^2 per sample: convex, minimum at center."""
+
+    def energy(y, step):
+        return 0.5 * curvature * ((y - center)**2).flatten(1).sum(1)
+
+    return energy
+
+
+def test_descends_a_convex_energy_exactly():
+    center = torch.randn(3, 5)
+    thinker = EnergyMinimizer(num_steps=4, alpha=0.2, learnable_alpha=False).eval()
+    init = torch.zeros(3, 5)
+    trajectory = thinker(quadratic(center), init, score_final=True)
+    energies = torch.stack(trajectory.energies + [trajectory.final_energy])
+    assert (energies[1:] < energies[:-1]).all()
+    # y_k = c + (1 - alpha * k)^n (y_0 - c) for a quadratic with curvature k.
+    expected = center + (1 - 0.2 * 2.0)**4 * (init - center)
+    torch.testing.assert_close(trajectory.final, expected)
+    assert len(trajectory.candidates) == 4 and trajectory.landscapes == [0, 1, 2, 3]
+
+
+def test_runs_under_no_grad_and_returns_detached_candidates():
+    center = torch.randn(2, 4)
+    thinker = EnergyMinimizer(num_steps=2, alpha=0.1).eval()
+    with torch.no_grad():
+        trajectory = thinker(quadratic(center), torch.zeros(2, 4), score_final=True)
+    assert all(not c.requires_grad for c in trajectory.candidates)
+    assert trajectory.final_energy.sum() < trajectory.energies[0].sum()
+
+
+def tiny_ebt():
+    torch.manual_seed(0)
+    model = BidirectionalEBT(arch=dict(depth=1, num_heads=2, embed_dims=8), img_size=4,
+                             patch_size=2, in_channels=1).double()
+    with torch.no_grad():  # adaLN-Zero / zero final layer would make every gradient vanish
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    return model
+
+
+def test_second_order_path_matches_finite_differences():
+    model = tiny_ebt()
+    # Keeping the graph between steps makes the loss the plain composition of the steps,
+    # so its exact derivative is what finite differences measure.
+    thinker = EnergyMinimizer(num_steps=2, alpha=0.5, detach_between_steps=False).double()
+    init = torch.randn(2, 1, 4, 4, dtype=torch.double)
+    target = torch.randn(2, 1, 4, 4, dtype=torch.double)
+    weight = model.final_layer.linear.weight
+
+    # gradcheck the loss as a function of one weight and alpha: this differentiates
+    # through autograd.grad(create_graph=True), i.e. the second-order path.
+    def func(w, alpha):
+        def energy(y, step):
+            return functional_call(model, {'final_layer.linear.weight': w}, (y, ))
+
+        trajectory = functional_call(thinker, {'alpha': alpha}, (energy, init),
+                                     dict(create_graph=True))
+        return trajectory_loss(trajectory, target, torch.nn.functional.mse_loss, False)
+
+    w = weight.detach().clone().requires_grad_()
+    alpha = torch.tensor(0.5, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(func, (w, alpha), eps=1e-6, atol=1e-5)
+
+
+def test_energy_gradient_of_tiny_ebt_passes_gradgradcheck():
+    model = tiny_ebt()
+    x = torch.randn(2, 1, 4, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda y: model(y), (x, ), eps=1e-6, atol=1e-5)
+
+
+def test_nan_gradient_raises_a_clear_error():
+    thinker = EnergyMinimizer(num_steps=1, alpha=1.0)
+
+    def broken(y, step):
+        return (y * float('nan')).sum(1)
+
+    with pytest.raises(FloatingPointError, match='non-finite energy gradient'):
+        thinker(broken, torch.ones(2, 3))
+
+
+def test_random_step_size_per_sample_within_bounds():
+    thinker = EnergyMinimizer(num_steps=1, alpha=0.1, learnable_alpha=False,
+                              random_step_size_scale=2.0).train()
+    center = torch.ones(64, 1)
+    trajectory = thinker(quadratic(center, curvature=1.0), torch.zeros(64, 1))
+    step = trajectory.final.squeeze(1)  # = alpha_i * 1 * (center - 0)
+    assert step.min() >= 0.05 - 1e-6 and step.max() <= 0.2 + 1e-6
+    assert step.std() > 0.01
+    eval_step = thinker.eval()(quadratic(center, 1.0), torch.zeros(64, 1)).final
+    torch.testing.assert_close(eval_step, torch.full_like(eval_step, 0.1))
+
+
+def test_step_sizes_per_frame():
+    thinker = EnergyMinimizer(alpha=1.0, random_step_size_scale=3.0, random_step_size_dims=2)
+    sizes = thinker.step_sizes(torch.zeros(4, 5, 7), randomize=True)
+    assert sizes.shape == (4, 5, 1)
+
+
+def test_final_landscape_repeats():
+    thinker = EnergyMinimizer(num_steps=2, alpha=0.1, final_landscape_repeats=(1, 3)).train()
+    lengths = {len(thinker(quadratic(torch.ones(1, 1)), torch.zeros(1, 1)).candidates)
+               for _ in range(40)}
+    assert lengths == {2, 3, 4}
+    trajectory = thinker.eval()(quadratic(torch.ones(1, 1)), torch.zeros(1, 1))
+    assert trajectory.landscapes == [0, 1, 1, 1]
+
+
+def test_langevin_noise_only_when_randomizing():
+    thinker = EnergyMinimizer(num_steps=2, alpha=0.1, langevin_sigma=1.0)
+    energy = quadratic(torch.zeros(2, 3))
+    train_runs = [thinker.train()(energy, torch.ones(2, 3)).final for _ in range(2)]
+    assert not torch.allclose(*train_runs)
+    eval_runs = [thinker.eval()(energy, torch.ones(2, 3)).final for _ in range(2)]
+    torch.testing.assert_close(*eval_runs)
+
+
+def test_truncate_builds_graph_on_last_step_only():
+    model = tiny_ebt()
+    thinker = EnergyMinimizer(num_steps=3, alpha=0.1, truncate=True).double().train()
+    trajectory = thinker(lambda y, s: model(y), torch.randn(1, 1, 4, 4, dtype=torch.double))
+    assert [c.requires_grad for c in trajectory.candidates] == [False, False, True]
+
+
+def test_keeping_the_graph_links_steps():
+    center = torch.randn(2, 3)
+    kept = EnergyMinimizer(num_steps=2, alpha=0.1, detach_between_steps=False).train()
+    trajectory = kept(quadratic(center), torch.zeros(2, 3))
+    first, final = trajectory.candidates
+    grad, = torch.autograd.grad(final.sum(), first)
+    torch.testing.assert_close(grad, torch.full_like(grad, 1 - 0.1 * 2.0))
+    cut = EnergyMinimizer(num_steps=2, alpha=0.1).train()
+    trajectory = cut(quadratic(center), torch.zeros(2, 3))
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(trajectory.final.sum(), trajectory.candidates[0])
+
+
+def test_gradient_clamp_limits_each_change():
+    thinker = EnergyMinimizer(num_steps=1, alpha=1.0, grad_clamp=0.25, learnable_alpha=False)
+    final = thinker(quadratic(torch.full((2, 4), 10.0)), torch.zeros(2, 4)).final
+    torch.testing.assert_close(final, torch.full_like(final, 0.25))
+
+
+def test_alpha_is_learnable_with_its_own_lr_multiplier():
+    model = torch.nn.Module()
+    model.thinker = EnergyMinimizer(alpha=3.0)
+    model.other = torch.nn.Linear(2, 2)
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
+        paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=9.0, decay_mult=0.0)})))
+    groups = {id(p): g for g in wrapper.optimizer.param_groups for p in g['params']}
+    alpha_group = groups[id(model.thinker.alpha)]
+    assert alpha_group['lr'] == pytest.approx(9e-3) and alpha_group['weight_decay'] == 0
+    assert groups[id(model.other.weight)]['lr'] == pytest.approx(1e-3)
+
+
+def test_invalid_options_are_rejected():
+    with pytest.raises(ValueError):
+        EnergyMinimizer(num_steps=0)
+    with pytest.raises(ValueError):
+        EnergyMinimizer(final_landscape_repeats=(3, 1))
+    with pytest.raises(ValueError):
+        EnergyMinimizer(random_step_size_scale=0.5)
