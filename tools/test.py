@@ -13,7 +13,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ebtvision.engine import atomic_write  # noqa: E402
-from ebtvision.utils import DataNotFoundError, check_data_roots, register_all_modules  # noqa
+from ebtvision.utils import (DataNotFoundError, check_data_roots, register_all_modules,  # noqa
+                             setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -87,6 +88,7 @@ def main(argv=None) -> None:
         check_data_roots(cfg, ('test_dataloader', ))
     except DataNotFoundError as error:
         sys.exit(f'error: {error}')
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     out = args.out or osp.join(cfg.work_dir, 'metrics.json')

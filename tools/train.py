@@ -10,7 +10,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ebtvision.engine import find_resumable_checkpoint  # noqa: E402
-from ebtvision.utils import DataNotFoundError, check_data_roots, register_all_modules  # noqa
+from ebtvision.utils import (DataNotFoundError, check_data_roots, register_all_modules,  # noqa
+                             setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -69,6 +70,7 @@ def main(argv=None) -> None:
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
     except DataNotFoundError as error:
         sys.exit(f'error: {error}')
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
 

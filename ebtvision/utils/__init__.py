@@ -1,4 +1,5 @@
 from .data_check import DataNotFoundError, check_data_roots
-from .setup_env import register_all_modules
+from .setup_env import register_all_modules, setup_cpu_distributed
 
-__all__ = ['DataNotFoundError', 'check_data_roots', 'register_all_modules']
+__all__ = ['DataNotFoundError', 'check_data_roots', 'register_all_modules',
+           'setup_cpu_distributed']

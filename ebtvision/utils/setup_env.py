@@ -28,3 +28,30 @@ def register_all_modules(init_default_scope: bool = True) -> None:
                       'a new default scope "ebtvision" is created.')
         name = f'ebtvision-{datetime.datetime.now()}'
         DefaultScope.get_instance(name, scope_name='ebtvision')
+
+
+def setup_cpu_distributed(cfg) -> None:
+    """Make ``--launcher pytorch`` work on machines without CUDA.
+
+    MMEngine's launcher always calls ``torch.cuda.set_device`` and wraps the model with
+    ``device_ids=[local_rank]``; both fail on CPU. Without CUDA this initialises the
+    process group itself with gloo (MMEngine then skips its own init) and wraps the
+    model with ``device_ids=None``. Does nothing with CUDA or without a launcher.
+    """
+    import os
+
+    import torch
+    import torch.distributed as torch_dist
+
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise RuntimeError(f'launcher "{cfg.launcher}" needs CUDA here; on CPU use '
+                           '--launcher pytorch (torchrun)')
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                      world_size=int(os.environ['WORLD_SIZE']))
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                     broadcast_buffers=False)
