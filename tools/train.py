@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import sys
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -46,6 +47,9 @@ def build_config(args) -> Config:
     cfg.setdefault('default_hooks', {})
     cfg.default_hooks.setdefault('resume_state', dict(type='ResumeStateHook'))
     if args.amp:
+        if not torch.cuda.is_available():
+            sys.exit('error: --amp needs a CUDA device (MMEngine\'s AmpOptimWrapper does not '
+                     'run on CPU); train without --amp here')
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_type != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
