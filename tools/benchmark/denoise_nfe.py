@@ -111,6 +111,7 @@ def main():
             backward_per_image = 0
         psnrs, floors, times = [], [], []
         for level_index, level in enumerate(args.noise_levels):
+            evaluate(model, images, samples, level_index, level, run)  # warm-up, untimed
             counter.count = 0
             level_times = []
             for _ in range(args.repeats):
