@@ -1,0 +1,449 @@
+"""Seconds per training step of our EBT and DiT denoisers (optionally vs the authors' code).
+
+A training step is what one optimisation step costs before the optimiser: the loss
+(``model(images, mode='loss')['loss']``; for the EBT this is the energy forward, the energy
+gradient with ``create_graph=True``, the thinking update and the pixel loss) followed by
+``loss.backward()``. No optimiser step is taken (weights never change), gradients are reset
+to ``None`` between steps, outside the timed region.
+
+adaLN-Zero and the output layers are zero-initialised, which makes many gradients exactly
+zero and the timing unrepresentative, so every all-zero weight is re-drawn from
+N(0, 0.02) (in both implementations) before timing.
+
+With ``--reference-repo PATH`` (a directory holding the authors' ``model/`` package from
+https://github.com/alexiglad/EBT, e.g. exported with ``git archive HEAD model | tar -x -C
+PATH``; needs ``timm``), their EBT and DiT denoisers are timed in the same process,
+interleaved with ours, and their EBT is first checked to compute the same loss and
+gradients as ours from the same weights and noisy images. ``pytorch_lightning``,
+``torchmetrics`` and ``diffusers`` are only imported by their files, never used on this
+path, and are replaced by stub modules.
+
+    python tools/benchmark/train_speed.py --arch xs --img-size 64 --patch-size 8 \
+        --batch-size 16 --mlp-ratio 4 --steps 1 --repeats 7 --threads 2 \
+        --reference-repo /tmp/ebt_ref
+
+Timing: ``--warmup`` untimed steps per implementation, then ``--repeats`` rounds; every
+round runs each implementation once, in a rotating order, so that slow phases of a shared
+machine hit all of them alike. The table gives the median (and the minimum) of the rounds.
+
+Peak memory: one more step of each implementation under ``torch.profiler`` with
+``profile_memory=True``; its memory timeline gives the peak of the bytes held by tensors
+allocated during the step (activations, saved tensors, gradients; not the weights). If the
+profiler's timeline is unavailable, the fallback is the growth of the peak resident set
+size (``ru_maxrss``) over one step in a fresh subprocess, which includes allocator
+overhead. ``--no-memory`` skips it.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import types
+from typing import Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+IMPLEMENTATIONS = ('ours_ebt', 'ours_dit', 'ref_ebt', 'ref_dit')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--arch', default='xs')
+    parser.add_argument('--img-size', type=int, default=64)
+    parser.add_argument('--patch-size', type=int, default=8)
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--mlp-ratio', type=float, default=4.0)
+    parser.add_argument('--steps', type=int, default=1, help='EBT thinking (MCMC) steps')
+    parser.add_argument('--alpha', type=float, default=3000.0, help='EBT step size')
+    parser.add_argument('--repeats', type=int, default=7, help='timed rounds (median)')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps per model')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--reference-repo', default=None,
+                        help="directory containing the authors' model/ package")
+    parser.add_argument('--only', nargs='+', choices=IMPLEMENTATIONS, default=None,
+                        help='time only these implementations')
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory runs')
+    parser.add_argument('--no-check', action='store_true',
+                        help="skip the ours-vs-theirs numerics check")
+    parser.add_argument('--measure-memory', choices=IMPLEMENTATIONS, default=None,
+                        help=argparse.SUPPRESS)  # internal: one subprocess per model
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- helpers
+def perturb_zero_weights(model: nn.Module, std: float = 0.02) -> None:
+    """Re-draw every all-zero weight tensor (adaLN-Zero, output layers, biases)."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 0 and not param.detach().any():
+                param.normal_(0.0, std)
+
+
+def arch_settings(arch: str) -> Dict[str, int]:
+    from ebtvision.models.backbones import resolve_arch
+    return resolve_arch(arch)
+
+
+# ----------------------------------------------------------------------------- ours
+def build_ours(args, which: str) -> nn.Module:
+    from ebtvision.models import DiTDenoiser, EBTDenoiser
+    backbone = dict(arch=args.arch, img_size=args.img_size, patch_size=args.patch_size,
+                    mlp_ratio=args.mlp_ratio)
+    if which == 'ebt':
+        model = EBTDenoiser(
+            backbone=dict(type='BidirectionalEBT', **backbone),
+            thinker=dict(type='EnergyMinimizer', num_steps=args.steps, alpha=args.alpha))
+    else:
+        model = DiTDenoiser(backbone=dict(type='DiT', **backbone))
+    perturb_zero_weights(model)
+    return model.train()
+
+
+def ours_step(model: nn.Module, images: torch.Tensor) -> Callable[[], None]:
+
+    def step():
+        model(images, mode='loss')['loss'].backward()
+
+    return step
+
+
+# ----------------------------------------------------------------------------- theirs
+class _HParams(dict):
+    """The attribute-dict Lightning gives ``self.hparams``."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as error:
+            raise AttributeError(name) from error
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+
+def _install_reference_stubs() -> None:
+    """Stand-ins for packages the authors' files import but this path never uses."""
+
+    class LightningModule(nn.Module):
+
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            self.hparams = _HParams()
+
+    stubs = {
+        'pytorch_lightning': dict(LightningModule=LightningModule),
+        'torchmetrics': dict(Accuracy=object),
+        'diffusers': dict(AutoencoderKL=object),
+    }
+    for name, attrs in stubs.items():
+        if name in sys.modules:
+            continue
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        sys.modules[name] = module
+
+
+def reference_hparams(args) -> _HParams:
+    """Their image-denoising hyper-parameters (train_model.py defaults, job_scripts/img/
+    pretrain_denoising) with our benchmark's size; S1 EBT: no randomisation, no Langevin,
+    detach between steps, no truncation, no gradient clamp."""
+    arch = arch_settings(args.arch)
+    return _HParams(
+        image_task='denoising', image_dims=[args.img_size, args.img_size],
+        patch_size=args.patch_size, embedding_dim=arch['embed_dims'],
+        num_transformer_blocks=arch['depth'], multiheaded_attention_heads=arch['num_heads'],
+        ffn_dim_multiplier=args.mlp_ratio, diffusion_steps=100, denoise_images_noise_level=0.1,
+        randomize_denoise_images_noise_level=False, mcmc_step_size=args.alpha,
+        mcmc_step_size_learnable=True, mcmc_num_steps=args.steps, langevin_dynamics_noise=0.0,
+        no_langevin_during_eval=False, randomize_mcmc_step_size_scale=1.0,
+        randomize_mcmc_num_steps=0, randomize_mcmc_num_steps_min=0,
+        randomize_mcmc_num_steps_final_landscape=False, no_mcmc_detach=False,
+        truncate_mcmc=False, clamp_futures_grad=False, clamp_futures_grad_max_change=9.0,
+        reconstruction_coeff=1.0, execution_mode='pretrain', mcmc_replay_buffer=False,
+        batch_size_per_device=args.batch_size)
+
+
+def import_reference(path: str):
+    path = osp.abspath(path)
+    if not osp.isfile(osp.join(path, 'model', 'img', 'ebt_denoise.py')):
+        raise FileNotFoundError(f'{path} does not contain model/img/ebt_denoise.py')
+    try:
+        import timm  # noqa: F401
+    except ImportError as error:
+        raise ImportError("the authors' models need timm: pip install timm") from error
+    _install_reference_stubs()
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    from model.img.dit_denoise import Diffusion_Transformer_IMG_Denoise
+    from model.img.ebt_denoise import EBT_IMG_Denoise
+    return EBT_IMG_Denoise, Diffusion_Transformer_IMG_Denoise
+
+
+def build_reference(args, which: str) -> nn.Module:
+    ebt_cls, dit_cls = import_reference(args.reference_repo)
+    model = (ebt_cls if which == 'ebt' else dit_cls)(reference_hparams(args))
+    perturb_zero_weights(model)
+    return model.train()
+
+
+def reference_ebt_loss(model: nn.Module, images: torch.Tensor,
+                       noisy: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The training part of their ``EBT_IMG_Denoise.forward_loss_wrapper`` (phase 'train')."""
+    hp = model.hparams
+    if noisy is None:
+        t = torch.tensor(hp.diffusion_steps - 1).expand(images.shape[0])
+        noisy = model.diffusion.q_sample(images, t)
+    predictions, _ = model(noisy, learning=True, no_randomness=False)
+    loss = sum(model.smooth_l1(prediction, images) for prediction in predictions)
+    return hp.reconstruction_coeff * loss / len(predictions)
+
+
+def reference_dit_loss(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The training part of their ``Diffusion_Transformer_IMG_Denoise.forward_loss_wrapper``."""
+    t = torch.randint(0, model.hparams.diffusion_steps, (images.shape[0], ))
+    losses = model.diffusion.training_losses(model.forward, images, t, dict(y=None))
+    return losses['loss'].mean()
+
+
+def reference_step(model: nn.Module, images: torch.Tensor, which: str) -> Callable[[], None]:
+    loss_fn = reference_ebt_loss if which == 'ebt' else reference_dit_loss
+
+    def step():
+        loss_fn(model, images).backward()
+
+    return step
+
+
+# ----------------------------------------------------------------------------- numerics
+def copy_ours_into_reference(ours: nn.Module, theirs: nn.Module) -> list:
+    """Load our EBT's weights into their EBT (same architecture, other names)."""
+    src = ours.backbone
+    dst = theirs.transformer
+    pairs = [(src.patch_embed.proj, dst.x_embedder.proj),
+             (src.final_layer.linear, dst.final_layer.linear),
+             (src.final_layer.adaLN_modulation[1], dst.final_layer.adaLN_modulation[1])]
+    for a, b in zip(src.blocks, dst.blocks):
+        pairs += [(a.attn.qkv, b.attn.qkv), (a.attn.proj, b.attn.proj), (a.mlp[0], b.mlp.fc1),
+                  (a.mlp[2], b.mlp.fc2), (a.adaLN_modulation[1], b.adaLN_modulation[1])]
+    with torch.no_grad():
+        for a, b in pairs:
+            b.weight.copy_(a.weight)
+            if a.bias is not None:
+                b.bias.copy_(a.bias)
+        theirs.learned_adaln_condition.weight.copy_(src.learned_condition)
+        theirs.alpha.copy_(ours.thinker.alpha)
+        if not torch.equal(dst.pos_embed.float(), src.pos_embed.float()):
+            raise AssertionError('position embeddings differ')
+    return pairs
+
+
+def check_numerics(args, ours: nn.Module, theirs: nn.Module) -> str:
+    """Same weights, same noisy images: loss and every gradient of ours vs theirs."""
+    from ebtvision.models.thinking import trajectory_loss
+    pairs = copy_ours_into_reference(ours, theirs)
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    shape = (args.batch_size, 3, args.img_size, args.img_size)
+    images = torch.rand(shape, generator=generator) * 2 - 1
+    noisy, _ = ours.add_noise(images, ours.train_timestep,
+                              torch.randn(shape, generator=generator))
+    for model in (ours, theirs):
+        model.zero_grad(set_to_none=True)
+    trajectory = ours.thinker(ours.energy, noisy, create_graph=True)
+    loss_ours = trajectory_loss(trajectory, images, ours.loss_fn, ours.thinker.truncate)
+    loss_ours.backward()
+    loss_theirs = reference_ebt_loss(theirs, images, noisy)
+    loss_theirs.backward()
+    grads = [(a.weight.grad, b.weight.grad) for a, b in pairs]
+    grads += [(a.bias.grad, b.bias.grad) for a, b in pairs if a.bias is not None]
+    grads += [(ours.backbone.learned_condition.grad, theirs.learned_adaln_condition.weight.grad),
+              (ours.thinker.alpha.grad, theirs.alpha.grad)]
+    worst = max(((g1 - g2).abs().max() / g2.abs().max().clamp_min(1e-30)).item()
+                for g1, g2 in grads)
+    for model in (ours, theirs):
+        model.zero_grad(set_to_none=True)
+    loss_diff = abs(loss_ours.item() - loss_theirs.item()) / abs(loss_theirs.item())
+    return (f'numerics, same weights and noisy images: loss ours {loss_ours.item():.8f} '
+            f'theirs {loss_theirs.item():.8f} (rel. diff {loss_diff:.1e}); '
+            f'{len(grads)} gradients, max |ours - theirs| / max|theirs| = {worst:.1e}')
+
+
+# ----------------------------------------------------------------------------- timing
+def build(args, name: str) -> nn.Module:
+    torch.manual_seed(args.seed)
+    owner, which = name.split('_')
+    return build_ours(args, which) if owner == 'ours' else build_reference(args, which)
+
+
+def make_step(name: str, model: nn.Module, images: torch.Tensor) -> Callable[[], None]:
+    owner, which = name.split('_')
+    return ours_step(model, images) if owner == 'ours' else reference_step(model, images, which)
+
+
+def time_steps(steps: Dict[str, Callable[[], None]], models: Dict[str, nn.Module], repeats: int,
+               warmup: int) -> Dict[str, List[float]]:
+    names = list(steps)
+    for name in names:
+        for _ in range(warmup):
+            models[name].zero_grad(set_to_none=True)
+            steps[name]()
+    times = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            models[name].zero_grad(set_to_none=True)
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def measure_memory_here(args) -> None:
+    """Subprocess body: peak RSS growth of one step of one implementation, as JSON."""
+    import resource
+    torch.set_num_threads(args.threads)
+    name = args.measure_memory
+    model = build(args, name)
+    images = torch.rand(args.batch_size, 3, args.img_size, args.img_size) * 2 - 1
+    step = make_step(name, model, images)
+    step()  # warm-up: parameter .grad buffers, allocator pools
+    model.zero_grad(set_to_none=True)
+    before = _rss_bytes()
+    step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(dict(name=name, peak_bytes=max(peak - before, 0))))
+
+
+def profiled_peak_bytes(step: Callable[[], None]) -> int:
+    """Peak bytes of tensors created during ``step`` (torch.profiler memory timeline)."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import Action
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                 with_stack=True) as prof:
+        step()
+    current = peak = 0
+    for _, action, _, size in prof._memory_profile().timeline:
+        if action == Action.CREATE:
+            current += size
+        elif action == Action.DESTROY:
+            current -= size
+        peak = max(peak, current)
+    return peak
+
+
+def measure_memory(args, name: str, model: nn.Module, step: Callable[[], None]):
+    """``(MiB, method)``: profiler timeline in-process, else RSS growth in a subprocess."""
+    model.zero_grad(set_to_none=True)
+    try:
+        return profiled_peak_bytes(step) / 2**20, 'profiler'
+    except Exception:  # private profiler API: fall back to the RSS measurement
+        return measure_memory_rss(args, name), 'rss'
+
+
+def measure_memory_rss(args, name: str) -> Optional[float]:
+    argv = [sys.executable, osp.abspath(__file__), '--measure-memory', name]
+    for key in ('arch', 'img_size', 'patch_size', 'batch_size', 'mlp_ratio', 'steps', 'alpha',
+                'threads', 'seed', 'reference_repo'):
+        value = getattr(args, key)
+        if value is not None:
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    for line in result.stdout.splitlines()[::-1]:
+        if line.startswith('{'):
+            return json.loads(line)['peak_bytes'] / 2**20
+    print(f'memory run of {name} failed:\n{result.stderr[-2000:]}', file=sys.stderr)
+    return None
+
+
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.measure_memory:
+        measure_memory_here(args)
+        return
+    torch.set_num_threads(args.threads)
+    names = list(args.only or IMPLEMENTATIONS)
+    if args.reference_repo is None:
+        names = [name for name in names if not name.startswith('ref')]
+
+    arch = arch_settings(args.arch)
+    tokens = (args.img_size // args.patch_size)**2
+    print(f'config: arch={args.arch} (depth {arch["depth"]}, heads {arch["num_heads"]}, '
+          f'width {arch["embed_dims"]}), mlp_ratio={args.mlp_ratio:g}, img {args.img_size}px, '
+          f'patch {args.patch_size} ({tokens} tokens), batch {args.batch_size}, '
+          f'EBT thinking steps {args.steps}, alpha {args.alpha:g}, float32')
+    print(f'torch {torch.__version__}, threads {torch.get_num_threads()} '
+          f'(interop {torch.get_num_interop_threads()}), {cpu_name()}, '
+          f'{os.cpu_count()} logical CPUs, Python {platform.python_version()}')
+    print('step = loss (EBT: energy forward, dE/dx with create_graph, update, smooth-L1 '
+          'loss) + loss.backward(); no optimiser step; zero-initialised weights '
+          're-drawn from N(0, 0.02)')
+    print(f'timing: {args.warmup} warm-up steps per model, then {args.repeats} interleaved '
+          'rounds; median (min) seconds per step')
+
+    models = {name: build(args, name) for name in names}
+    if 'ours_ebt' in models and 'ref_ebt' in models and not args.no_check:
+        print(check_numerics(args, models['ours_ebt'], models['ref_ebt']))
+    torch.manual_seed(args.seed)
+    images = torch.rand(args.batch_size, 3, args.img_size, args.img_size) * 2 - 1
+    steps = {name: make_step(name, models[name], images) for name in names}
+    times = time_steps(steps, models, args.repeats, args.warmup)
+    memory = {name: (None, None) if args.no_memory else measure_memory(
+        args, name, models[name], steps[name]) for name in names}
+
+    median = {name: statistics.median(values) for name, values in times.items()}
+    labels = dict(ours_ebt='ours  EBT', ours_dit='ours  DiT', ref_ebt='theirs EBT',
+                  ref_dit='theirs DiT')
+    print()
+    print(f'{"implementation":<16}{"s/step median":>15}{"min":>9}{"peak MiB":>10}')
+    for name in names:
+        mem = memory[name][0]
+        mem_text = f'{mem:10.0f}' if mem is not None else f'{"-":>10}'
+        print(f'{labels[name]:<16}{median[name]:15.3f}{min(times[name]):9.3f}{mem_text}')
+    print()
+    for owner, label in (('ours', 'ours'), ('ref', 'theirs')):
+        if f'{owner}_ebt' in median and f'{owner}_dit' in median:
+            print(f'EBT / DiT ({label}): {median[f"{owner}_ebt"] / median[f"{owner}_dit"]:.2f}x')
+    for which in ('ebt', 'dit'):
+        if f'ours_{which}' in median and f'ref_{which}' in median:
+            print(f'speed-up ours vs theirs, {which.upper()}: '
+                  f'{median[f"ref_{which}"] / median[f"ours_{which}"]:.2f}x '
+                  f'(theirs / ours, medians)')
+    if 'ref_dit' in names:
+        print("note: their DiT learns sigma (6 output channels, MSE + VLB loss, as in their "
+              'job scripts); ours predicts the noise with an MSE loss')
+    methods = {method for _, method in memory.values() if method}
+    if 'profiler' in methods:
+        print('peak MiB = peak bytes of the tensors allocated during one step (torch.profiler '
+              'memory timeline; weights excluded, parameter gradients included)')
+    if 'rss' in methods:
+        print('peak MiB (rss) = peak RSS growth during one step in a fresh subprocess')
+    print('all times per round (s): ' +
+          json.dumps({name: [round(v, 3) for v in values] for name, values in times.items()}))
+
+
+if __name__ == '__main__':
+    main()
