@@ -1,17 +1,10 @@
 # Quick-start DiT baseline with the same backbone, data and budget as
-# ebt_denoise_skimage.py, for a like-for-like comparison:
+# ebt_denoise_skimage.py, for a like-for-like comparison (100 DDIM steps at evaluation):
 #   python tools/train.py configs/quickstart/dit_denoise_skimage.py
-_base_ = ['./ebt_denoise_skimage.py']
+_base_ = [
+    '../_base_/models/sizes/dit_denoise_4xs.py',
+    '../_base_/datasets/skimage_denoise_64.py',
+    '../_base_/schedules/quickstart_600it.py',
+]
 
-model = dict(
-    _delete_=True,
-    type='DiTDenoiser',
-    data_preprocessor=dict(type='ImageDataPreprocessor'),
-    backbone=dict(type='DiT', arch='4xs', img_size=64, patch_size=8, in_channels=3,
-                  mlp_ratio=4.0),
-    schedule=dict(type='DDPMSchedule', num_timesteps=1000, beta_start=1e-4, beta_end=2e-2),
-    train_noise_level=0.1,
-    eval_noise_levels=[0.1, 0.2],
-    test_cfg=dict(num_steps=100, method='ddim', start_from='true'))
-
-optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))
+model = dict(backbone=dict(img_size=64, patch_size=8))
