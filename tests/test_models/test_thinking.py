@@ -55,7 +55,6 @@ def test_second_order_path_matches_finite_differences():
     thinker = EnergyMinimizer(num_steps=2, alpha=0.5, detach_between_steps=False).double()
     init = torch.randn(2, 1, 4, 4, dtype=torch.double)
     target = torch.randn(2, 1, 4, 4, dtype=torch.double)
-    weight = model.final_layer.linear.weight
 
     # gradcheck the loss as a function of one weight and alpha: this differentiates
     # through autograd.grad(create_graph=True), i.e. the second-order path.
@@ -67,7 +66,7 @@ def test_second_order_path_matches_finite_differences():
                                      dict(create_graph=True))
         return trajectory_loss(trajectory, target, torch.nn.functional.mse_loss, False)
 
-    w = weight.detach().clone().requires_grad_()
+    w = model.final_layer.linear.weight.detach().clone().requires_grad_()
     alpha = torch.tensor(0.5, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(func, (w, alpha), eps=1e-6, atol=1e-5)
 

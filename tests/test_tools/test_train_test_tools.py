@@ -1,5 +1,6 @@
 """tools/train.py and tools/test.py end to end on tiny models and generated images."""
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def run_tool(*args, check=True):
     result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600, env={**__import__('os').environ, 'PYTHONPATH': ROOT})
+                            timeout=600, env={**os.environ, 'PYTHONPATH': ROOT})
     if check and result.returncode != 0:
         raise AssertionError(f'{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
     return result
@@ -41,8 +42,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_config, t
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0)
     # the best checkpoint by validation PSNR is kept
-    assert any(name.startswith('best_denoise_psnr@0.1') for name in __import__('os').listdir(
-        whole))
+    assert any(name.startswith('best_denoise_psnr@0.1') for name in os.listdir(whole))
 
 
 def test_test_tool_reports_metrics_with_test_time_options(tiny_config, tmp_path):
@@ -78,7 +78,7 @@ def test_checkpoint_that_runs_code_is_refused_by_test_tool(tiny_config, tmp_path
 
     class Evil:
         def __reduce__(self):
-            return (__import__('os').system, (f'touch {marker}', ))
+            return (os.system, (f'touch {marker}', ))
 
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': Evil()}, path)
