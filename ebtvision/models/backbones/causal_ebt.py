@@ -1,0 +1,82 @@
+"""Causal (decoder-only) Energy-Based Transformer over frame or token sequences."""
+from typing import Union
+
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+
+from ebtvision.registry import MODELS
+from ..layers.llama import LlamaBlock, RMSNorm, rotary_tables
+from .arch_settings import resolve_arch
+
+
+def candidate_attention_mask(num_frames: int, device=None) -> torch.Tensor:
+    """Boolean (2T, 2T) mask over ``[real_0..real_{T-1}, cand_0..cand_{T-1}]``.
+
+    Real frame i sees real frames <= i; candidate i (the prediction of frame i + 1) sees
+    real frames <= i and itself, so all T candidates are scored in one pass and none
+    sees the frame it predicts or another candidate. True = may attend.
+    """
+    t = num_frames
+    causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+    mask = torch.zeros(2 * t, 2 * t, dtype=torch.bool, device=device)
+    mask[:t, :t] = causal
+    mask[t:, :t] = causal
+    mask[t:, t:] = torch.eye(t, dtype=torch.bool, device=device)
+    return mask
+
+
+@MODELS.register_module()
+class CausalEBT(BaseModule):
+    """Scores candidate next frames (or tokens) given the real ones: one energy each.
+
+    Inputs are embeddings: the task's head maps latents / logits to ``embed_dims``.
+    Real frame i sits at rotary position i, candidate i at position i + 1 (the frame it
+    predicts). A learned step embedding tells the model which thinking step it is on.
+
+    Args:
+        arch: Size name or dict(depth, num_heads, embed_dims).
+        mlp_ratio: SwiGLU width ratio.
+        max_steps: Number of step embeddings (thinking landscapes); 0 disables them.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'xxs', mlp_ratio: float = 4.0,
+                 max_steps: int = 8, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        settings = resolve_arch(arch)
+        self.embed_dims = settings['embed_dims']
+        self.num_heads = settings['num_heads']
+        self.blocks = nn.ModuleList(
+            LlamaBlock(self.embed_dims, self.num_heads, mlp_ratio)
+            for _ in range(settings['depth']))
+        self.norm = RMSNorm(self.embed_dims)
+        self.energy_head = nn.Linear(self.embed_dims, 1, bias=False)
+        self.step_embed = nn.Embedding(max_steps, self.embed_dims) if max_steps else None
+        if self.step_embed is not None:
+            nn.init.zeros_(self.step_embed.weight)  # starts as "no step information"
+
+    def forward_features(self, real: torch.Tensor, candidates: torch.Tensor,
+                         step: int = 0) -> torch.Tensor:
+        """Final candidate tokens, (B, T, D), for ``real`` and ``candidates`` of (B, T, D)."""
+        if real.shape != candidates.shape:
+            raise ValueError(f'real {tuple(real.shape)} and candidates '
+                             f'{tuple(candidates.shape)} must have the same shape')
+        frames = real.shape[1]
+        if self.step_embed is not None:
+            if not 0 <= step < self.step_embed.num_embeddings:
+                raise ValueError(f'step {step} outside the {self.step_embed.num_embeddings} '
+                                 'step embeddings; raise max_steps')
+            candidates = candidates + self.step_embed.weight[step]
+        tokens = torch.cat([real, candidates], dim=1)
+        positions = torch.cat([torch.arange(frames), torch.arange(1, frames + 1)])
+        cos, sin = rotary_tables(positions.to(real.device), self.embed_dims // self.num_heads)
+        mask = candidate_attention_mask(frames, real.device)
+        for block in self.blocks:
+            tokens = block(tokens, cos, sin, mask)
+        return self.norm(tokens[:, frames:])
+
+    def forward(self, real: torch.Tensor, candidates: torch.Tensor,
+                step: int = 0) -> torch.Tensor:
+        """Energy of every candidate, (B, T)."""
+        return self.energy_head(self.forward_features(real, candidates, step)).squeeze(-1)

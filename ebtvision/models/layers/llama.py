@@ -1,0 +1,88 @@
+"""Llama-style transformer pieces (RMSNorm, rotary positions, SwiGLU) for causal EBTs."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm with a learned gain (no mean subtraction, no bias)."""
+
+    def __init__(self, dims: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dims))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rotary_tables(positions: torch.Tensor, head_dims: int,
+                  base: float = 10000.0) -> tuple:
+    """cos / sin tables of rotary embeddings for integer ``positions`` (N,) -> (N, dh)."""
+    if head_dims % 2:
+        raise ValueError(f'rotary embeddings need an even head size, got {head_dims}')
+    inv_freq = 1.0 / base**(torch.arange(0, head_dims, 2, dtype=torch.float32,
+                                         device=positions.device) / head_dims)
+    angles = positions.float()[:, None] * inv_freq[None]
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, H, N, dh) queries or keys by their positions (half-split convention)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+
+
+class SwiGLU(nn.Module):
+    """Gated MLP: ``down(silu(gate(x)) * up(x))``; hidden width ``2/3 * ratio * dims``."""
+
+    def __init__(self, dims: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        hidden = int(2 * mlp_ratio * dims / 3)
+        self.gate = nn.Linear(dims, hidden, bias=False)
+        self.up = nn.Linear(dims, hidden, bias=False)
+        self.down = nn.Linear(hidden, dims, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class LlamaBlock(nn.Module):
+    """Pre-norm block: RMSNorm -> masked rotary self-attention -> RMSNorm -> SwiGLU.
+
+    Args:
+        embed_dims: Token width.
+        num_heads: Attention heads.
+        mlp_ratio: Width ratio of the SwiGLU MLP (before the 2/3 factor).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims={embed_dims} is not divisible by num_heads={num_heads}')
+        self.num_heads = num_heads
+        self.attn_norm = RMSNorm(embed_dims)
+        self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=False)
+        self.proj = nn.Linear(embed_dims, embed_dims, bias=False)
+        self.mlp_norm = RMSNorm(embed_dims)
+        self.mlp = SwiGLU(embed_dims, mlp_ratio)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        batch, tokens, dims = x.shape
+        qkv = self.qkv(self.attn_norm(x)).reshape(batch, tokens, 3, self.num_heads,
+                                                  dims // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if torch.is_grad_enabled():  # the math kernel is the one with a double backward
+            with sdpa_kernel(SDPBackend.MATH):
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        x = x + self.proj(out.transpose(1, 2).reshape(batch, tokens, dims))
+        return x + self.mlp(self.mlp_norm(x))

@@ -1,0 +1,112 @@
+"""Causal EBT: attention pattern, no leakage, step embedding, second-order gradients."""
+import pytest
+import torch
+
+from ebtvision.models import CausalEBT, candidate_attention_mask
+from ebtvision.models.layers.llama import RMSNorm, apply_rotary, rotary_tables
+
+ARCH = dict(depth=2, num_heads=2, embed_dims=16)
+
+
+def model(**kwargs):
+    torch.manual_seed(0)
+    net = CausalEBT(arch=ARCH, **kwargs)
+    with torch.no_grad():  # the step embedding starts at zero; make it matter
+        if net.step_embed is not None:
+            net.step_embed.weight.normal_(std=0.5)
+    return net
+
+
+def test_mask_pattern():
+    mask = candidate_attention_mask(3).int()
+    expected = torch.tensor([
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 0, 0, 1, 0, 0],  # candidate 0 (predicts frame 1): real 0 and itself
+        [1, 1, 0, 0, 1, 0],
+        [1, 1, 1, 0, 0, 1],
+    ])
+    assert torch.equal(mask, expected)
+
+
+def test_energies_per_candidate():
+    net = model()
+    real, cand = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    assert net(real, cand).shape == (2, 5)
+    assert net.forward_features(real, cand).shape == (2, 5, 16)
+
+
+@pytest.mark.parametrize('frame', [0, 2, 3])
+def test_no_leakage_from_future_real_frames_or_other_candidates(frame):
+    net = model()
+    real, cand = torch.randn(1, 5, 16), torch.randn(1, 5, 16)
+    base = net(real, cand)
+    future = real.clone()
+    future[:, frame + 1] += 3.0  # the frame candidate `frame` predicts
+    changed = net(future, cand)
+    torch.testing.assert_close(changed[:, :frame + 1], base[:, :frame + 1])
+    assert not torch.allclose(changed[:, frame + 1:], base[:, frame + 1:])
+    other = cand.clone()
+    other[:, (frame + 1) % 5] += 3.0  # another candidate
+    changed = net(real, other)
+    keep = [i for i in range(5) if i != (frame + 1) % 5]
+    torch.testing.assert_close(changed[:, keep], base[:, keep])
+
+
+def test_candidate_sees_its_context():
+    net = model()
+    real, cand = torch.randn(1, 4, 16), torch.randn(1, 4, 16)
+    earlier = real.clone()
+    earlier[:, 1] += 1.0
+    assert not torch.allclose(net(earlier, cand)[:, 1:], net(real, cand)[:, 1:])
+
+
+def test_step_embedding_changes_energies_and_is_bounded():
+    net = model(max_steps=3)
+    real, cand = torch.randn(1, 4, 16), torch.randn(1, 4, 16)
+    assert not torch.allclose(net(real, cand, step=0), net(real, cand, step=2))
+    with pytest.raises(ValueError, match='max_steps'):
+        net(real, cand, step=3)
+
+
+def test_second_order_gradients():
+    net = model().double()
+    real = torch.randn(1, 3, 16, dtype=torch.double)
+    cand = torch.randn(1, 3, 16, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda c: net(real, c), (cand, ), eps=1e-6, atol=1e-5)
+
+
+def test_rmsnorm_and_rotary():
+    x = torch.randn(2, 3, 8)
+    out = RMSNorm(8)(x)
+    torch.testing.assert_close(out.pow(2).mean(-1), torch.ones(2, 3), atol=1e-4, rtol=0)
+    q = torch.randn(1, 1, 4, 8)
+    cos, sin = rotary_tables(torch.arange(4), 8)
+    rotated = apply_rotary(q, cos, sin)
+    torch.testing.assert_close(rotated.norm(dim=-1), q.norm(dim=-1))  # a rotation
+    torch.testing.assert_close(rotated[..., 0, :], q[..., 0, :])  # position 0 unchanged
+    # relative: <R(m)q, R(n)k> depends on m - n only
+    k = torch.randn(1, 1, 1, 8)
+    cos5, sin5 = rotary_tables(torch.tensor([5, 7]), 8)
+    cos1, sin1 = rotary_tables(torch.tensor([1, 3]), 8)
+    a = (apply_rotary(q[..., :1, :], cos5[:1], sin5[:1]) *
+         apply_rotary(k, cos5[1:], sin5[1:])).sum()
+    b = (apply_rotary(q[..., :1, :], cos1[:1], sin1[:1]) *
+         apply_rotary(k, cos1[1:], sin1[1:])).sum()
+    torch.testing.assert_close(a, b)
+
+
+def test_thinking_loop_scores_frames_with_step_embeddings():
+    from ebtvision.models import EnergyMinimizer
+    net = model(max_steps=2)
+    real = torch.randn(2, 4, 16)
+    thinker = EnergyMinimizer(num_steps=2, alpha=0.05, random_step_size_scale=2.0,
+                              random_step_size_dims=2).train()
+    trajectory = thinker(lambda c, step: net(real, c, step=step), torch.randn(2, 4, 16),
+                         score_final=True)
+    assert trajectory.landscapes == [0, 1]
+    assert trajectory.energies[0].shape == (2, 4) and trajectory.final.shape == (2, 4, 16)
+    loss = trajectory.final.pow(2).mean()
+    loss.backward()  # second order through the causal backbone
+    assert net.step_embed.weight.grad[1].abs().sum() > 0
