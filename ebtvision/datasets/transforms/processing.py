@@ -99,13 +99,17 @@ class RandomCrop:
         self.size = _pair(size)
         self.pad_if_needed = pad_if_needed
 
+    def offset(self, h: int, w: int) -> Tuple[int, int]:
+        """Top-left corner ``(y, x)`` of the crop in an ``h`` x ``w`` image."""
+        ch, cw = self.size
+        return np.random.randint(0, h - ch + 1), np.random.randint(0, w - cw + 1)
+
     def __call__(self, results: dict) -> dict:
-        """Crop ``results['img']`` at a random position."""
+        """Crop ``results['img']`` at :meth:`offset`."""
         img = _fit_to_crop(results['img'], self.size, self.pad_if_needed)
         h, w = img.shape[:2]
         ch, cw = self.size
-        y = np.random.randint(0, h - ch + 1)
-        x = np.random.randint(0, w - cw + 1)
+        y, x = self.offset(h, w)
         results['img'] = np.ascontiguousarray(img[y:y + ch, x:x + cw])
         results['img_shape'] = (ch, cw)
         results['crop_bbox'] = (x, y, x + cw, y + ch)
@@ -117,7 +121,7 @@ class RandomCrop:
 
 
 @TRANSFORMS.register_module()
-class CenterCrop:
+class CenterCrop(RandomCrop):
     """Crop the central ``size`` window (deterministic; for validation).
 
     Small images are handled as in :class:`RandomCrop`.
@@ -133,24 +137,9 @@ class CenterCrop:
         pad_if_needed: Reflect-pad (True) or enlarge (False) small images.
     """
 
-    def __init__(self, size: SizeType, pad_if_needed: bool = True) -> None:
-        self.size = _pair(size)
-        self.pad_if_needed = pad_if_needed
-
-    def __call__(self, results: dict) -> dict:
-        """Crop the centre of ``results['img']``."""
-        img = _fit_to_crop(results['img'], self.size, self.pad_if_needed)
-        h, w = img.shape[:2]
+    def offset(self, h: int, w: int) -> Tuple[int, int]:
         ch, cw = self.size
-        y, x = (h - ch) // 2, (w - cw) // 2
-        results['img'] = np.ascontiguousarray(img[y:y + ch, x:x + cw])
-        results['img_shape'] = (ch, cw)
-        results['crop_bbox'] = (x, y, x + cw, y + ch)
-        return results
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(size={self.size}, '
-                f'pad_if_needed={self.pad_if_needed})')
+        return (h - ch) // 2, (w - cw) // 2
 
 
 @TRANSFORMS.register_module()

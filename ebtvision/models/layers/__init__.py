@@ -1,11 +1,11 @@
-from .adaln import AdaLNBlock, AdaLNFinalLayer, modulate
+from .adaln import AdaLNBlock, AdaLNFinalLayer
 from .attention import SelfAttention
 from .embeddings import PatchEmbed, TimestepEmbedder, sincos_2d_position_embedding
 from .functional import gelu_tanh, layer_norm_modulate
 from .fused_block import fused_adaln_block, reference_adaln_block
 
 __all__ = [
-    'AdaLNBlock', 'AdaLNFinalLayer', 'modulate', 'SelfAttention', 'PatchEmbed',
+    'AdaLNBlock', 'AdaLNFinalLayer', 'SelfAttention', 'PatchEmbed',
     'TimestepEmbedder', 'sincos_2d_position_embedding', 'gelu_tanh', 'layer_norm_modulate',
     'fused_adaln_block', 'reference_adaln_block'
 ]

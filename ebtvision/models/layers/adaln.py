@@ -14,11 +14,6 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Apply an adaptive affine transform; ``shift``/``scale`` are (B or 1, D)."""
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
-
-
 class AdaLNBlock(nn.Module):
     """Pre-norm transformer block whose norms are modulated by a condition vector.
 
