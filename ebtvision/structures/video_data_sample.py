@@ -20,7 +20,7 @@ class VideoDataSample(BaseDataElement):
         pred_latents: (T, C, h, w) prediction of frames 1..T (T = L - 1).
         energies: (T,) final energy of each predicted frame (EBT only).
         energy_trajectory: (steps + 1, T) energies along the thinking trajectory (EBT only).
-        gt_frames, pred_frames: (T, 3, H, W) frames 1..T in [-1, 1]: the real frames
-            (or, for latent inputs, decoded ground-truth latents) and decoded predictions,
-            when the model decodes at evaluation.
+        gt_frames: (L, 3, H, W) frames 0..T in [-1, 1]: the real frames (for latent
+            inputs, the decoded ground-truth latents), when the model decodes at evaluation.
+        pred_frames: (T, 3, H, W) decoded predictions of frames 1..T, likewise.
     """

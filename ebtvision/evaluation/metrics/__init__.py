@@ -1,4 +1,5 @@
 """Metrics of ebtvision, registered in ``ebtvision.registry.METRICS``."""
 from .image_quality import BaseDenoiseMetric, LPIPSMetric, PSNRMetric, SSIMMetric
+from .next_frame import NextFrameMetric
 
-__all__ = ['BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric']
+__all__ = ['BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric']

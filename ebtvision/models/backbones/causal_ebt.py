@@ -2,12 +2,10 @@
 from typing import Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import nn
 
 from ebtvision.registry import MODELS
-from ..layers.llama import LlamaBlock, RMSNorm, rotary_tables
-from .arch_settings import resolve_arch
+from .causal_transformer import CausalTransformer
 
 
 def candidate_attention_mask(num_frames: int, device=None) -> torch.Tensor:
@@ -27,7 +25,7 @@ def candidate_attention_mask(num_frames: int, device=None) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class CausalEBT(BaseModule):
+class CausalEBT(CausalTransformer):
     """Scores candidate next frames (or tokens) given the real ones: one energy each.
 
     Inputs are embeddings: the task's head maps latents / logits to ``embed_dims``.
@@ -43,14 +41,7 @@ class CausalEBT(BaseModule):
 
     def __init__(self, arch: Union[str, dict] = 'xxs', mlp_ratio: float = 4.0,
                  max_steps: int = 8, init_cfg=None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        settings = resolve_arch(arch)
-        self.embed_dims = settings['embed_dims']
-        self.num_heads = settings['num_heads']
-        self.blocks = nn.ModuleList(
-            LlamaBlock(self.embed_dims, self.num_heads, mlp_ratio)
-            for _ in range(settings['depth']))
-        self.norm = RMSNorm(self.embed_dims)
+        super().__init__(arch=arch, mlp_ratio=mlp_ratio, init_cfg=init_cfg)
         self.energy_head = nn.Linear(self.embed_dims, 1, bias=False)
         self.step_embed = nn.Embedding(max_steps, self.embed_dims) if max_steps else None
         if self.step_embed is not None:
@@ -70,11 +61,8 @@ class CausalEBT(BaseModule):
             candidates = candidates + self.step_embed.weight[step]
         tokens = torch.cat([real, candidates], dim=1)
         positions = torch.cat([torch.arange(frames), torch.arange(1, frames + 1)])
-        cos, sin = rotary_tables(positions.to(real.device), self.embed_dims // self.num_heads)
         mask = candidate_attention_mask(frames, real.device)
-        for block in self.blocks:
-            tokens = block(tokens, cos, sin, mask)
-        return self.norm(tokens[:, frames:])
+        return self.run_blocks(tokens, positions, mask)[:, frames:]
 
     def forward(self, real: torch.Tensor, candidates: torch.Tensor,
                 step: int = 0) -> torch.Tensor:

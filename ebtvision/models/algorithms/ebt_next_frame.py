@@ -1,0 +1,112 @@
+"""Energy-Based Transformer next-frame predictor over frame latents."""
+from typing import Dict, List, Optional
+
+import torch
+
+from ebtvision.registry import MODELS
+from ebtvision.structures import VideoDataSample
+from ..heads import masked_frame_loss
+from ..thinking import EnergyMinimizer, ReplayBuffer, select_lowest_energy, trajectory_loss
+from .next_frame_predictor import NextFramePredictor, Prediction
+
+
+@MODELS.register_module()
+class EBTNextFrame(NextFramePredictor):
+    """Predicts every next frame by minimising a causal EBT's energy over candidates.
+
+    Candidates start as N(0, I) latents; all T candidates of a clip are scored in one
+    pass of the causal EBT and optimised together by the shared thinking loop. The
+    smooth-L1 loss of the candidates against the true next latents is backpropagated
+    through the loop (second-order gradients).
+
+    Args:
+        thinker: Config of :class:`EnergyMinimizer` (steps, alpha, S2 options).
+        replay_buffer: Config of :class:`ReplayBuffer` (S2), or None.
+        **kwargs: See :class:`NextFramePredictor`; ``test_cfg`` may set ``num_steps``
+            (think longer: extra steps reuse the last trained step embedding), ``alpha``
+            and ``num_candidates`` (self-verification: the lowest-energy candidate is
+            kept per frame).
+    """
+
+    def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.thinker = MODELS.build(thinker)
+        if not isinstance(self.thinker, EnergyMinimizer):
+            raise TypeError(f'thinker must build an EnergyMinimizer, got {type(self.thinker)}')
+        self.replay_buffer = MODELS.build(replay_buffer) if replay_buffer else None
+        if self.replay_buffer is not None and not isinstance(self.replay_buffer, ReplayBuffer):
+            raise TypeError(f'replay_buffer must build a ReplayBuffer, got '
+                            f'{type(self.replay_buffer)}')
+
+    def energy_fn(self, real: torch.Tensor):
+        """``energy(candidates, landscape) -> (B, T)`` given real-frame latents."""
+        real_embedding = self.head.embed_latents(real)
+        last_trained = self.thinker.num_steps - 1
+
+        def energy(candidates: torch.Tensor, landscape: int) -> torch.Tensor:
+            # Steps beyond training (thinking longer) stay on the last trained landscape.
+            step = min(landscape, last_trained)
+            return self.backbone(real_embedding, self.head.embed_latents(candidates), step)
+
+        return energy
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: Optional[List[VideoDataSample]] = None) -> Dict[str, torch.Tensor]:
+        latents = self.encode_inputs(inputs, data_samples)
+        real, target = latents[:, :-1], latents[:, 1:]
+        mask = self.target_mask(data_samples, *real.shape[:2], real.device)
+        init = self.head.init_candidates(target)
+        replayed = 0
+        if self.replay_buffer is not None:
+            batch, init, replayed = self.replay_buffer.mix(
+                dict(real=real, target=target, mask=mask), init)
+            real, target, mask = batch['real'], batch['target'], batch['mask']
+        trajectory = self.thinker(self.energy_fn(real), init, create_graph=True)
+        loss = trajectory_loss(trajectory, target, lambda p, t: self.head.loss(p, t, mask),
+                               self.thinker.truncate)
+        if self.replay_buffer is not None:
+            self.replay_buffer.push(dict(real=real, target=target, mask=mask), trajectory.final)
+        with torch.no_grad():
+            # Names without 'loss' are logged, not optimised (MMEngine's parse_losses).
+            logs = dict(
+                loss=loss,
+                final_smooth_l1=masked_frame_loss(trajectory.final, target, mask),
+                copy_last_smooth_l1=masked_frame_loss(real, target, mask),
+                energy_first_step=trajectory.energies[0].mean(),
+                alpha=self.thinker.alpha.detach().clone(),
+            )
+            if len(trajectory.energies) > 1:
+                logs['energy_drop'] = logs['energy_first_step'] - trajectory.energies[-1].mean()
+            if self.replay_buffer is not None:
+                logs['replayed'] = torch.tensor(float(replayed))
+        return logs
+
+    def predict_next_latents(self, real: torch.Tensor,
+                             data_samples: Optional[List[VideoDataSample]] = None,
+                             num_steps: Optional[int] = None,
+                             alpha: Optional[float] = None,
+                             num_candidates: Optional[int] = None,
+                             seed_offset: int = 0) -> Prediction:
+        """Think from ``num_candidates`` seeded starts per clip; keep the best per frame."""
+        num_steps = num_steps or self.test_cfg.get('num_steps')
+        alpha = alpha or self.test_cfg.get('alpha')
+        count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
+        batch = real.shape[0]
+        # Per-sample seeded starts: (M, B, T, C, h, w), candidates folded into the batch.
+        init = torch.stack([
+            self.head.init_candidates(
+                real[position].expand(count, *real.shape[1:]),
+                self.eval_generator(data_samples, position, seed_offset))
+            for position in range(batch)
+        ], dim=1)
+        folded_real = real.unsqueeze(0).expand(count, *real.shape).flatten(0, 1)
+        trajectory = self.thinker(self.energy_fn(folded_real), init.flatten(0, 1),
+                                  create_graph=False, randomize=False, score_final=True,
+                                  num_steps=num_steps, alpha=alpha)
+        energies = torch.stack(trajectory.energies + [trajectory.final_energy])
+        energies = energies.unflatten(1, (count, batch))  # (S + 1, M, B, T)
+        candidates = trajectory.final.unflatten(0, (count, batch))
+        best, best_energy, choice = select_lowest_energy(candidates, energies[-1])
+        chosen_trajectory = energies.gather(1, choice.expand(energies.shape[0], 1,
+                                                             *choice.shape)).squeeze(1)
+        return best.detach(), best_energy.detach(), chosen_trajectory.detach()

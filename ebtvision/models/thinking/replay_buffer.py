@@ -1,0 +1,94 @@
+"""Replay buffer of past predictions (System 2 training regulariser).
+
+Keeps ``(sample, final prediction)`` pairs of past batches. A new batch has part of its
+samples replaced by buffered ones that start from their stored prediction instead of a
+fresh initial candidate, so the model also learns to refine already good candidates
+(an effectively longer trajectory at no extra cost).
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ebtvision.registry import MODELS
+
+Batch = Dict[str, torch.Tensor]
+
+
+@MODELS.register_module()
+class ReplayBuffer:
+    """A FIFO of per-sample tensors, mixed into new batches.
+
+    Every tensor of a batch dict has the batch as its first dim; the buffer stores each
+    sample's entries plus its final prediction, detached. The buffer lives on the model's
+    device and is not part of checkpoints (it refills within ``capacity / batch`` iters).
+
+    Args:
+        capacity: Samples kept (the paper: 192).
+        replay_fraction: Fraction of each batch replaced by buffered samples (0.5), once
+            the buffer holds enough of them.
+        seed: Seed of the buffer's own generator (which buffered samples are drawn), so
+            sampling does not consume the global RNG.
+    """
+
+    def __init__(self, capacity: int = 192, replay_fraction: float = 0.5,
+                 seed: Optional[int] = None) -> None:
+        if capacity < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity}')
+        if not 0 <= replay_fraction <= 1:
+            raise ValueError(f'replay_fraction must be in [0, 1], got {replay_fraction}')
+        self.capacity = capacity
+        self.replay_fraction = replay_fraction
+        self.generator = torch.Generator()
+        self.generator.manual_seed(0 if seed is None else seed)
+        self.storage: Optional[Batch] = None
+
+    def __len__(self) -> int:
+        return 0 if self.storage is None else len(self.storage['prediction'])
+
+    def push(self, batch: Batch, prediction: torch.Tensor) -> None:
+        """Append a batch's samples and their final predictions; drop the oldest."""
+        entries = {key: value.detach() for key, value in batch.items()}
+        entries['prediction'] = prediction.detach()
+        if self.storage is None:
+            self.storage = {key: value[-self.capacity:] for key, value in entries.items()}
+            return
+        if set(entries) != set(self.storage):
+            raise KeyError(f'batch keys {sorted(entries)} differ from the buffered '
+                           f'{sorted(self.storage)}')
+        for key, value in entries.items():
+            stored = self.storage[key]
+            if value.shape[1:] != stored.shape[1:]:
+                # Clip or frame sizes changed mid-run: start afresh rather than mix.
+                self.storage = {k: v[-self.capacity:] for k, v in entries.items()}
+                return
+        self.storage = {
+            key: torch.cat([self.storage[key], value.to(self.storage[key].device)])[
+                -self.capacity:]
+            for key, value in entries.items()
+        }
+
+    def mix(self, batch: Batch, init: torch.Tensor) -> Tuple[Batch, torch.Tensor, int]:
+        """Replace the last samples of ``batch`` (and their ``init``) by buffered ones.
+
+        Returns:
+            ``(batch, init, num_replayed)``; the inputs unchanged when the buffer is
+            empty, holds samples of another shape, or ``replay_fraction`` is 0.
+        """
+        size = init.shape[0]
+        count = min(int(round(self.replay_fraction * size)), len(self))
+        if count == 0 or any(self.storage[key].shape[1:] != value.shape[1:]
+                             for key, value in batch.items()):
+            return batch, init, 0
+        picks = torch.randperm(len(self), generator=self.generator)[:count]
+        picks = picks.to(self.storage['prediction'].device)
+        keep = size - count
+        mixed = {
+            key: torch.cat([value[:keep], self.storage[key][picks].to(value.device)])
+            for key, value in batch.items()
+        }
+        replayed = self.storage['prediction'][picks].to(device=init.device, dtype=init.dtype)
+        return mixed, torch.cat([init[:keep], replayed]), count
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(capacity={self.capacity}, '
+                f'replay_fraction={self.replay_fraction}, size={len(self)})')
