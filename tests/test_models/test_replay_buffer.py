@@ -1,0 +1,77 @@
+"""Replay buffer and self-verification (the System 2 pieces of models/thinking)."""
+import pytest
+import torch
+
+from ebtvision.models import ReplayBuffer, select_lowest_energy
+
+
+def batch(start, size=4):
+    ids = torch.arange(start, start + size, dtype=torch.float32)
+    return dict(real=ids[:, None].repeat(1, 3), target=ids[:, None] * 10)
+
+
+def test_empty_buffer_leaves_the_batch_alone():
+    buffer = ReplayBuffer(capacity=8)
+    data, init = batch(0), torch.zeros(4, 2)
+    mixed, mixed_init, count = buffer.mix(data, init)
+    assert count == 0 and mixed is data and mixed_init is init
+
+
+def test_mix_replaces_a_fraction_with_buffered_samples_and_their_predictions():
+    buffer = ReplayBuffer(capacity=8, replay_fraction=0.5, seed=1)
+    first = batch(100)
+    buffer.push(first, prediction=first['target'] + 0.5)
+    data, init = batch(0), torch.zeros(4, 1)
+    mixed, mixed_init, count = buffer.mix(data, init)
+    assert count == 2
+    assert torch.equal(mixed['real'][:2], data['real'][:2])  # the rest of the batch is kept
+    ids = mixed['real'][2:, 0]
+    assert set(ids.tolist()) <= set(range(100, 104))
+    # Each replayed sample keeps its own target and starts from its own prediction.
+    torch.testing.assert_close(mixed['target'][2:, 0], ids * 10)
+    torch.testing.assert_close(mixed_init[2:, 0], ids * 10 + 0.5)
+    torch.testing.assert_close(mixed_init[:2], init[:2])
+
+
+def test_capacity_keeps_the_newest_and_detaches():
+    buffer = ReplayBuffer(capacity=6)
+    for start in (0, 10, 20):
+        data = batch(start)
+        prediction = torch.ones(4, 1, requires_grad=True) * start
+        buffer.push(data, prediction)
+    assert len(buffer) == 6
+    assert buffer.storage['real'][:, 0].tolist() == [12, 13, 20, 21, 22, 23]
+    assert not buffer.storage['prediction'].requires_grad
+
+
+def test_shape_change_restarts_the_buffer_and_bad_options_fail():
+    buffer = ReplayBuffer(capacity=8)
+    buffer.push(batch(0), torch.zeros(4, 1))
+    other = dict(real=torch.zeros(2, 5), target=torch.zeros(2, 1))
+    assert buffer.mix(other, torch.zeros(2, 1))[2] == 0  # nothing of that shape buffered
+    buffer.push(other, torch.zeros(2, 1))
+    assert len(buffer) == 2
+    with pytest.raises(KeyError):
+        buffer.push(dict(real=torch.zeros(2, 5)), torch.zeros(2, 1))
+    with pytest.raises(ValueError):
+        ReplayBuffer(capacity=0)
+    with pytest.raises(ValueError):
+        ReplayBuffer(replay_fraction=1.5)
+
+
+def test_select_lowest_energy_per_sample_and_per_frame():
+    candidates = torch.arange(3 * 2 * 4, dtype=torch.float32).reshape(3, 2, 4, 1)
+    energies = torch.tensor([[[3., 1., 2., 0.], [5., 5., 5., 5.]],
+                             [[1., 2., 0., 9.], [4., 6., 5., 5.]],
+                             [[2., 3., 1., 1.], [6., 4., 5., 5.]]])
+    best, best_energy, index = select_lowest_energy(candidates, energies)
+    assert index.tolist() == [[1, 0, 1, 0], [1, 2, 0, 0]]
+    torch.testing.assert_close(best_energy, energies.min(0).values)
+    for b in range(2):
+        for t in range(4):
+            assert best[b, t, 0] == candidates[index[b, t], b, t, 0]
+    # Per sample (no frame dim).
+    best, _, index = select_lowest_energy(candidates[..., 0], energies[..., 0])
+    assert index.tolist() == [1, 1] and torch.equal(best, candidates[1, :, :, 0])
+    with pytest.raises(ValueError):
+        select_lowest_energy(candidates, energies[:2])
