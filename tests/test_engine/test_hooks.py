@@ -2,7 +2,8 @@
 import numpy as np
 import torch
 
-from ebtvision.engine.hooks.denoise_visualization_hook import denoise_grid, to_uint8_hwc
+from ebtvision.engine.hooks.denoise_visualization_hook import denoise_grid
+from ebtvision.visualization import to_uint8_hwc
 from ebtvision.engine.hooks.resume_state_hook import capture_rng_state, restore_rng_state
 from ebtvision.structures import DenoiseDataSample
 

@@ -1,4 +1,5 @@
 from .denoise_visualization_hook import DenoiseVisualizationHook
+from .next_frame_visualization_hook import NextFrameVisualizationHook
 from .resume_state_hook import ResumeStateHook
 
-__all__ = ['DenoiseVisualizationHook', 'ResumeStateHook']
+__all__ = ['DenoiseVisualizationHook', 'NextFrameVisualizationHook', 'ResumeStateHook']

@@ -2,21 +2,13 @@
 import os.path as osp
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ebtvision.registry import HOOKS
-from ..checkpoint import atomic_write
-
-
-def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor in [-1, 1] to an (H, W, 3) uint8 RGB array."""
-    img = ((img.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
-    array = img.permute(1, 2, 0).numpy()
-    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
+from ebtvision.visualization import save_png, tile_row
 
 
 def denoise_grid(samples: Sequence, max_samples: int = 4, pad: int = 2) -> np.ndarray:
@@ -27,9 +19,7 @@ def denoise_grid(samples: Sequence, max_samples: int = 4, pad: int = 2) -> np.nd
         for key in sample.pred_imgs:
             tiles += [sample.noisy_imgs[key], sample.pred_imgs[key]]
         tiles.append(sample.gt_img)
-        tiles = [np.pad(to_uint8_hwc(t), ((pad, pad), (pad, pad), (0, 0)), constant_values=255)
-                 for t in tiles]
-        rows.append(np.concatenate(tiles, axis=1))
+        rows.append(tile_row(tiles, pad))
     return np.concatenate(rows, axis=0)
 
 
@@ -79,7 +69,4 @@ class DenoiseVisualizationHook(Hook):
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         grid = denoise_grid(outputs, self.max_samples)
         runner.visualizer.add_image('test_denoise', grid, step=batch_idx)
-        path = osp.join(runner.work_dir, self.out_dir, f'batch_{batch_idx:04d}.png')
-        ok, encoded = cv2.imencode('.png', cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        if ok:
-            atomic_write(encoded.tobytes(), path)
+        save_png(grid, osp.join(runner.work_dir, self.out_dir, f'batch_{batch_idx:04d}.png'))
