@@ -10,7 +10,7 @@ model = dict(
     backbone=dict(type='CausalEBT', arch='xxs', mlp_ratio=4.0, max_steps=2),
     head=dict(type='NextFrameHead', loss_type='smooth_l1', init_std=1.0),
     thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=30000.0, learnable_alpha=True),
-    replay_buffer=None,
+    # S2 configs add replay_buffer=dict(type='ReplayBuffer', ...).
     # decode=True adds pixel PSNR at evaluation (one VAE decode per predicted frame).
     test_cfg=dict(num_steps=None, alpha=None, num_candidates=1, decode=False),
 )

@@ -1,0 +1,28 @@
+# EBT next-frame prediction on Something-Something V2, the paper's S1 setting for the
+# xxs size (ebt-method.md section 5): 224 px frames in frozen SD-VAE latent space,
+# 0.25 s between frames, context 16, 2 thinking steps, alpha 30000 learnable with lr
+# multiplier 90000, lr 4e-4, batch 16 per GPU, 100k iterations with 10k warm-up.
+#   python tools/train.py configs/ebt_ssv2_nextframe.py
+# Faster: encode the clips once (python tools/extract_latents.py THIS_CONFIG) and train
+# from the cache (see configs/ebt_ssv2_nextframe_cached.py).
+_base_ = [
+    '_base_/models/ebt_nextframe.py',
+    '_base_/datasets/ssv2_nextframe_224.py',
+    '_base_/schedules/adamw_100k_warmup10k.py',
+    '_base_/default_runtime.py',
+]
+
+model = dict(
+    backbone=dict(arch='xxs', max_steps=2),
+    thinker=dict(num_steps=2, alpha=30000.0, learnable_alpha=True))
+
+optim_wrapper = dict(
+    optimizer=dict(lr=4e-4),
+    # alpha gets its own learning rate (multiplier ~3x alpha) and no weight decay.
+    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=90000.0, decay_mult=0.0)}))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=10000),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=10000, end=100000, eta_min=4e-5),
+]
+
+default_hooks = dict(checkpoint=dict(save_best='nextframe/smooth_l1', rule='less'))

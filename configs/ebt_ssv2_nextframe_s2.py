@@ -1,0 +1,22 @@
+# EBT next-frame prediction with the System 2 training regularisers (ebt-method.md
+# section 2), following the authors' S2 video job: the graph kept between steps with
+# the loss on the last step only (truncate), a replay buffer of past predictions,
+# Langevin noise (sigma 1), random step size per frame (scale 2), and 2-3 steps on the
+# final landscape (one landscape, alpha 3000, lr multiplier 9000).
+_base_ = ['ebt_ssv2_nextframe.py']
+
+model = dict(
+    backbone=dict(max_steps=1),
+    thinker=dict(
+        num_steps=1,
+        alpha=3000.0,
+        final_landscape_repeats=(2, 3),
+        random_step_size_scale=2.0,
+        random_step_size_dims=2,
+        langevin_sigma=1.0,
+        detach_between_steps=False,
+        truncate=True),
+    replay_buffer=dict(type='ReplayBuffer', capacity=192, replay_fraction=0.5))
+
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=9000.0, decay_mult=0.0)}))
