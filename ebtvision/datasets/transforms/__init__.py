@@ -12,3 +12,10 @@ __all__ = [
     'Resize', 'RandomFlip', 'NormalizeToSymmetric', 'ScaleToSymmetric', 'PackDenoiseInputs',
     'imresize'
 ]
+from .video import (VIDEO_META_KEYS, LoadVideoClip, PackVideoInputs, VideoCenterCrop,  # noqa: E402
+                    VideoRandomCrop, VideoResize, resize_frames)
+
+__all__ += [
+    'LoadVideoClip', 'VideoResize', 'VideoCenterCrop', 'VideoRandomCrop', 'PackVideoInputs',
+    'VIDEO_META_KEYS', 'resize_frames'
+]

@@ -1,0 +1,315 @@
+"""Video clip transforms: loading, resizing, cropping and packing.
+
+Between transforms a clip is ``results['frames']``: uint8 RGB numpy (L, H, W, 3).
+Every geometric transform applies one and the same operation to all frames of a
+clip, so motion between frames is untouched. Randomness comes from NumPy's global
+RNG (seeded per dataloader worker by MMEngine).
+"""
+import warnings
+from typing import Optional, Sequence, Set, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from ebtvision.registry import TRANSFORMS
+from ebtvision.structures import VideoDataSample
+from ..video_reader import VideoReader, VideoReadError
+from ..video_sampling import ClipSampler, VideoTooShortError
+from .processing import SizeType, _pair
+
+#: Metainfo keys of the next-frame contract (``VideoDataSample``).
+VIDEO_META_KEYS = ('video_path', 'video_id', 'fps', 'frame_indices', 'num_padded',
+                   'input_kind', 'sample_idx', 'label', 'template')
+
+
+def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4:
+        raise ValueError(f'{name} expects frames as an (L, H, W, C) array, got '
+                         f'{getattr(frames, "shape", type(frames))}')
+    return frames
+
+
+@TRANSFORMS.register_module()
+class LoadVideoClip:
+    """Decode the frames of one clip with decord.
+
+    The frames are either given (``frame_indices``, e.g. fixed evaluation windows
+    chosen by the dataset when it probed the video) or chosen here, once the video's
+    length and frame rate are known, by the dataset's ``clip_sampler`` (a
+    :class:`~ebtvision.datasets.video_sampling.ClipSampler` that the dataset puts
+    into the results; it samples the timeline and picks the window, e.g. a random
+    start in training).
+
+    An unusable video (missing, empty, corrupt, undecodable, or too short under
+    ``short_video='skip'``) does not raise: the transform warns naming the file,
+    increments :attr:`num_skipped` and returns ``None``, so MMEngine's
+    ``BaseDataset.__getitem__`` fetches another sample in training. (Test-mode
+    datasets probe every video when they are built, so this does not happen there.)
+
+    Required keys: ``video_path``, and ``frame_indices`` or ``clip_sampler``.
+
+    Optional keys: ``num_padded`` (with ``frame_indices``; default 0).
+
+    Added keys: ``frames`` (uint8 RGB (L, H, W, 3)), ``frame_indices`` (list of L
+    ints), ``num_padded``, ``fps``, ``num_frames`` (of the whole video),
+    ``ori_shape`` and ``img_shape`` ((H, W)). ``clip_sampler`` is removed.
+
+    Attributes:
+        num_skipped: Class-level count of clips skipped in *this process* (each
+            dataloader worker has its own). Reset with :meth:`reset_num_skipped`.
+
+    Args:
+        num_threads: decord decoding threads per video (1 suits dataloader workers).
+    """
+
+    num_skipped: int = 0
+    _warned: Set[str] = set()
+
+    def __init__(self, num_threads: int = 1) -> None:
+        self.num_threads = int(num_threads)
+
+    @classmethod
+    def report_skipped(cls, path: str, reason: str) -> None:
+        """Count one skipped video and warn (once per file per process).
+
+        Args:
+            path: The video file.
+            reason: Why it was skipped.
+        """
+        # One counter for the whole process, even if called through a subclass.
+        LoadVideoClip.num_skipped += 1
+        if path in LoadVideoClip._warned:
+            return
+        LoadVideoClip._warned.add(path)
+        warnings.warn(
+            f'Skipping video {path!r}: {reason}. {LoadVideoClip.num_skipped} clip(s) '
+            'skipped so far in this process.', stacklevel=2)
+
+    @classmethod
+    def reset_num_skipped(cls) -> None:
+        """Reset the class-level skip counter (and warn again about known files)."""
+        LoadVideoClip.num_skipped = 0
+        LoadVideoClip._warned = set()
+
+    def load(self, results: dict) -> dict:
+        """Like ``__call__`` but raise instead of skipping.
+
+        Raises:
+            VideoReadError: The video cannot be read.
+            VideoTooShortError: ``clip_sampler`` skips it as too short.
+            KeyError: Neither ``frame_indices`` nor ``clip_sampler`` is given.
+        """
+        path = results['video_path']
+        sampler: Optional[ClipSampler] = results.pop('clip_sampler', None)
+        if results.get('frame_indices') is None and sampler is None:
+            raise KeyError('LoadVideoClip needs "frame_indices" or a "clip_sampler" in the '
+                           f'results (video {path!r}); use it inside a video dataset')
+        reader = VideoReader(path, num_threads=self.num_threads)
+        if results.get('frame_indices') is None:
+            timeline = sampler.timeline(reader.num_frames, reader.fps)
+            window = sampler.sample(len(timeline))
+            results['frame_indices'] = window.frame_indices(timeline)
+            results['num_padded'] = window.num_padded
+        frames = reader.read(results['frame_indices'])
+        results['frame_indices'] = [int(i) for i in results['frame_indices']]
+        results.setdefault('num_padded', 0)
+        results['frames'] = frames
+        results['fps'] = reader.fps
+        results['num_frames'] = reader.num_frames
+        results['ori_shape'] = frames.shape[1:3]
+        results['img_shape'] = frames.shape[1:3]
+        return results
+
+    def __call__(self, results: dict) -> Optional[dict]:
+        """Load the clip of ``results['video_path']``; ``None`` if unusable."""
+        try:
+            return self.load(results)
+        except (VideoReadError, VideoTooShortError) as err:
+            reason = err.reason if isinstance(err, VideoReadError) else str(err)
+            self.report_skipped(results['video_path'], reason)
+            return None
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(num_threads={self.num_threads})'
+
+
+def resize_frames(frames: np.ndarray, out_hw: Tuple[int, int]) -> np.ndarray:
+    """Resize every frame of a clip to ``out_hw`` = (height, width).
+
+    ``INTER_AREA`` when shrinking (no aliasing), ``INTER_CUBIC`` when enlarging
+    (uint8 results saturate, so no clipping is needed).
+
+    Args:
+        frames: (L, H, W, C) array.
+        out_hw: Target (height, width).
+
+    Returns:
+        (L, out_h, out_w, C) array of the same dtype.
+    """
+    h, w = frames.shape[1:3]
+    out_h, out_w = out_hw
+    if (out_h, out_w) == (h, w):
+        return frames
+    interp = cv2.INTER_AREA if out_h * out_w < h * w else cv2.INTER_CUBIC
+    out = np.empty((frames.shape[0], out_h, out_w, frames.shape[3]), dtype=frames.dtype)
+    for i, frame in enumerate(frames):
+        resized = cv2.resize(frame, (out_w, out_h), interpolation=interp)
+        out[i] = resized.reshape(out_h, out_w, -1)
+    return out
+
+
+@TRANSFORMS.register_module()
+class VideoResize:
+    """Resize all frames so that the shorter side is ``short_side``, keeping aspect.
+
+    The longer side becomes ``round(long * short_side / short)``. Uses
+    ``INTER_AREA`` when shrinking and ``INTER_CUBIC`` when enlarging.
+
+    Required keys: ``frames``.
+
+    Modified keys: ``frames``, ``img_shape``.
+
+    Args:
+        short_side: Target length of the shorter side, in pixels.
+    """
+
+    def __init__(self, short_side: int = 224) -> None:
+        if int(short_side) <= 0:
+            raise ValueError(f'short_side must be positive, got {short_side}')
+        self.short_side = int(short_side)
+
+    def target_shape(self, h: int, w: int) -> Tuple[int, int]:
+        """Output (height, width) for (h, w) input frames."""
+        if h <= w:
+            return self.short_side, max(1, int(round(w * self.short_side / h)))
+        return max(1, int(round(h * self.short_side / w))), self.short_side
+
+    def __call__(self, results: dict) -> dict:
+        frames = _check_frames(results['frames'], 'VideoResize')
+        out = resize_frames(frames, self.target_shape(*frames.shape[1:3]))
+        results['frames'] = out
+        results['img_shape'] = out.shape[1:3]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(short_side={self.short_side})'
+
+
+def _fit_clip(frames: np.ndarray, crop_hw: Tuple[int, int]) -> np.ndarray:
+    """Enlarge a clip (keeping aspect) so that it covers ``crop_hw``."""
+    h, w = frames.shape[1:3]
+    ch, cw = crop_hw
+    if h >= ch and w >= cw:
+        return frames
+    scale = max(ch / h, cw / w)
+    return resize_frames(frames, (max(ch, int(np.ceil(h * scale))),
+                                  max(cw, int(np.ceil(w * scale)))))
+
+
+@TRANSFORMS.register_module()
+class VideoRandomCrop:
+    """Crop one random ``size`` window, the same for every frame of the clip.
+
+    A clip smaller than ``size`` is first enlarged (keeping aspect) to cover it.
+
+    Required keys: ``frames``.
+
+    Modified keys: ``frames``, ``img_shape``. Added keys: ``crop_bbox``
+    ((x0, y0, x1, y1)).
+
+    Args:
+        size: Crop size, int or (h, w).
+    """
+
+    #: Not cacheable: tools/extract_latents.py replaces it by ``VideoCenterCrop``.
+    is_random = True
+
+    def __init__(self, size: SizeType) -> None:
+        self.size = _pair(size)
+
+    def _offset(self, h: int, w: int) -> Tuple[int, int]:
+        ch, cw = self.size
+        return np.random.randint(0, h - ch + 1), np.random.randint(0, w - cw + 1)
+
+    def __call__(self, results: dict) -> dict:
+        frames = _fit_clip(_check_frames(results['frames'], type(self).__name__), self.size)
+        h, w = frames.shape[1:3]
+        top, left = (int(v) for v in self._offset(h, w))
+        ch, cw = self.size
+        results['frames'] = np.ascontiguousarray(frames[:, top:top + ch, left:left + cw])
+        results['img_shape'] = (ch, cw)
+        results['crop_bbox'] = (left, top, left + cw, top + ch)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(size={self.size})'
+
+
+@TRANSFORMS.register_module()
+class VideoCenterCrop(VideoRandomCrop):
+    """Crop the central ``size`` window of every frame (deterministic).
+
+    A clip smaller than ``size`` is first enlarged (keeping aspect) to cover it.
+
+    Required keys: ``frames``.
+
+    Modified keys: ``frames``, ``img_shape``. Added keys: ``crop_bbox``.
+
+    Args:
+        size: Crop size, int or (h, w).
+    """
+
+    is_random = False
+
+    def _offset(self, h: int, w: int) -> Tuple[int, int]:
+        ch, cw = self.size
+        return (h - ch) // 2, (w - cw) // 2
+
+
+@TRANSFORMS.register_module()
+class PackVideoInputs:
+    """Pack a clip as model inputs plus a :class:`VideoDataSample`.
+
+    Pixels: ``frames`` (uint8 (L, H, W, 3) RGB) become ``inputs``, a contiguous
+    uint8 tensor (L, 3, H, W), and ``input_kind='pixels'``. Latents (from
+    ``LatentClipDataset``): ``latents`` ((L, C, h, w)) become a float32 tensor and
+    ``input_kind='latents'``. The data preprocessor scales uint8 to [-1, 1].
+
+    Required keys: ``frames`` or ``latents``.
+
+    Output keys: ``inputs``, ``data_samples`` (metainfo from ``meta_keys`` present
+    in the results; ``input_kind`` is always set).
+
+    Args:
+        meta_keys: Result keys copied into the metainfo when present. The default is
+            the next-frame contract: video_path, video_id, fps, frame_indices,
+            num_padded, input_kind, sample_idx, label, template.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = VIDEO_META_KEYS) -> None:
+        self.meta_keys = tuple(meta_keys)
+
+    def __call__(self, results: dict) -> dict:
+        if 'latents' in results:
+            latents = results['latents']
+            if not torch.is_tensor(latents):
+                latents = torch.from_numpy(np.asarray(latents))
+            inputs = latents.float().contiguous()
+            if inputs.dim() != 4:
+                raise ValueError(f'latents must be (L, C, h, w), got {tuple(inputs.shape)}')
+            results['input_kind'] = 'latents'
+        elif 'frames' in results:
+            frames = _check_frames(results['frames'], 'PackVideoInputs')
+            if frames.dtype != np.uint8:
+                raise TypeError(f'PackVideoInputs expects uint8 frames, got {frames.dtype}')
+            inputs = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+            results['input_kind'] = 'pixels'
+        else:
+            raise KeyError('PackVideoInputs needs "frames" (pixels) or "latents" in the results')
+        metainfo = {k: results[k] for k in self.meta_keys if k in results}
+        metainfo['input_kind'] = results['input_kind']
+        return dict(inputs=inputs, data_samples=VideoDataSample(metainfo=metainfo))
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
