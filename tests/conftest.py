@@ -50,14 +50,14 @@ def write_video(path: str, frames_or_count=12, fps: float = 30.0, size=(32, 48),
             frame index plus a white square moving along a raster path, so that every
             frame is visibly different and a decoded frame can be matched to its index.
         fps: Frame rate stored in the container.
-        size: (height, width) of generated frames.
+        size: Size of generated frames: an int (square) or (height, width).
         seed: Seed of the background.
 
     Returns:
         The frames written, (N, H, W, 3) RGB uint8.
     """
     if isinstance(frames_or_count, (int, np.integer)):
-        h, w = size
+        h, w = (size, size) if isinstance(size, (int, np.integer)) else size
         rng = np.random.default_rng(seed)
         small = rng.integers(40, 180, (3, 3, 3), dtype=np.uint8)
         background = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16)
