@@ -17,7 +17,7 @@ Cache layout (``cache_dir``)::
 
 A shard holds up to ``shard_size`` videos::
 
-    {'format_version': 1, 'shard': int,
+    {'format_version': 1, 'shard': int, 'frame_size': [H, W],
      'video_keys': [str], 'video_ids': [str],      # videos encoded in this shard
      'latents': Tensor (sum of timeline lengths, C, h, w),  # dtype of the cache
      'offsets': [int] (len = videos + 1),          # video i is latents[offsets[i]:offsets[i+1]]
@@ -318,7 +318,9 @@ class LatentCacheWriter:
         for key, reason in zip(data['skipped_keys'], data['skipped_reasons']):
             entries[key].update(status='skipped', shard=number, reason=reason)
         if len(data['video_keys']):
-            self._check_shape('latent_shape', list(data['latents'].shape[1:]), data['video_keys'][0])
+            self._check_shape('frame_size', list(data['frame_size']), data['video_keys'][0])
+            self._check_shape('latent_shape', list(data['latents'].shape[1:]),
+                              data['video_keys'][0])
         self.index['shards'][number]['complete'] = True
 
     def write_shard(self, number: int, results: Dict[str, dict]) -> dict:
@@ -354,7 +356,8 @@ class LatentCacheWriter:
         else:
             shape = self.index['latent_shape'] or [0, 0, 0]
             stacked = torch.zeros((0, *shape), dtype=self.dtype)
-        shard = dict(format_version=CACHE_FORMAT_VERSION, shard=number, video_keys=keys,
+        shard = dict(format_version=CACHE_FORMAT_VERSION, shard=number,
+                     frame_size=self.index['frame_size'], video_keys=keys,
                      video_ids=[self.index['videos'][k]['id'] for k in keys], latents=stacked,
                      offsets=offsets, fps=fps, num_frames=num_frames, timelines=timelines,
                      skipped_keys=skipped, skipped_reasons=reasons)
@@ -723,7 +726,8 @@ class LatentClipDataset(BaseDataset):
             window = self.clip_sampler.sample(info['length'])
             positions, num_padded = list(window.positions), window.num_padded
         shard = self._shard(info.pop('shard'))
-        rows = torch.as_tensor([info.pop('offset') + p for p in positions])
+        offset = info.pop('offset')
+        rows = torch.as_tensor([offset + p for p in positions])
         timeline = info.pop('timeline')
         info.pop('length')
         info['latents'] = shard['latents'][rows].float()
