@@ -190,8 +190,9 @@ def main(argv=None) -> None:
             out, videos_by_split, pipeline, encoder, settings, shard_size=args.shard_size,
             batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
             max_shards=args.max_shards, progress=not args.no_progress)
-    except (DataNotFoundError, FileNotFoundError, LatentCacheError, ExtractError,
-            ValueError) as error:
+    except (DataNotFoundError, OSError, LatentCacheError, ExtractError, ValueError) as error:
+        # Data, config and cache problems (and offline encoder weights) are explained by
+        # their messages; a traceback would bury them.
         sys.exit(f'error: {error}')
 
     print(f'wrote {len(summary["written"])} shard(s) ({summary["encoded"]} video(s) encoded) '

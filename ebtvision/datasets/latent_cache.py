@@ -17,7 +17,7 @@ Cache layout (``cache_dir``)::
 
 A shard holds up to ``shard_size`` videos::
 
-    {'format_version': 1, 'shard': int, 'frame_size': [H, W],
+    {'format_version': 1, 'shard': int, 'settings': {...}, 'frame_size': [H, W],
      'video_keys': [str], 'video_ids': [str],      # videos encoded in this shard
      'latents': Tensor (sum of timeline lengths, C, h, w),  # dtype of the cache
      'offsets': [int] (len = videos + 1),          # video i is latents[offsets[i]:offsets[i+1]]
@@ -46,8 +46,11 @@ new videos: extract into a new folder then.
 Resuming: the assignment of videos to shards is written to ``index.json`` before
 anything is encoded, and only appended to (videos new to a split get new shards),
 so a re-run encodes exactly the shards that are missing. Shards are written to a
-temporary file and renamed; a shard present on disk but not yet recorded in the
-index (a crash between the two) is read back instead of being encoded again. A
+temporary file and renamed. ``index.json`` is rewritten at most every
+``flush_interval`` seconds (it lists every video, so rewriting it per shard would
+cost more than the shards on a large dataset), at the end and on interruption; a
+shard present on disk but not yet recorded in the index is read back instead of
+being encoded again. A
 change of encoder, frame pipeline, ``time_between_frames`` or dtype raises
 :class:`LatentCacheMismatchError` instead of mixing latents.
 """
@@ -210,6 +213,7 @@ class LatentCacheWriter:
                               frame_size=None, latent_shape=None, shard_size=int(shard_size),
                               splits={}, shards=[], videos={})
         self.dtype = CACHE_DTYPES[self.index['dtype']]
+        self.settings = {k: self.index[k] for k in SETTINGS_KEYS}
 
     def _remove_temp_files(self) -> None:
         # Leftovers of a crash while writing (ours only: shard/index temp names).
@@ -277,6 +281,10 @@ class LatentCacheWriter:
                     entry['status'] = 'pending'
             elif exists and not shard['complete']:
                 data = load_shard(path)
+                if data.get('settings') != self.settings:
+                    raise LatentCacheMismatchError(
+                        f'{path!r} was written with other settings than {self.index_path!r} '
+                        'records; delete the cache folder and extract again')
                 if data.get('shard') != number or sorted(data['video_keys'] +
                                                          data['skipped_keys']) != sorted(
                                                              shard['videos']):
@@ -357,7 +365,7 @@ class LatentCacheWriter:
             shape = self.index['latent_shape'] or [0, 0, 0]
             stacked = torch.zeros((0, *shape), dtype=self.dtype)
         shard = dict(format_version=CACHE_FORMAT_VERSION, shard=number,
-                     frame_size=self.index['frame_size'], video_keys=keys,
+                     settings=self.settings, frame_size=self.index['frame_size'], video_keys=keys,
                      video_ids=[self.index['videos'][k]['id'] for k in keys], latents=stacked,
                      offsets=offsets, fps=fps, num_frames=num_frames, timelines=timelines,
                      skipped_keys=skipped, skipped_reasons=reasons)

@@ -90,6 +90,7 @@ def run_in_process(*args):
     return ''
 
 
+@pytest.mark.slow
 def test_extract_resume_and_read_back(config, tmp_path):
     cfg, root = config
     out = str(tmp_path / 'cache')
