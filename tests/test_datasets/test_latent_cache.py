@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import write_video
 from ebtvision.datasets import (LatentCacheError, LatentCacheMismatchError, LatentClipDataset,
@@ -20,18 +19,8 @@ TBF = 0.1
 ENCODER_CFG = dict(type='PixelPatchEncoder', patch_size=4)
 
 
-class _PixelUnshuffle(torch.nn.Module):
-    """The PixelPatchEncoder contract, used only if the real one is not registered."""
-
-    def encode(self, frames):
-        return F.pixel_unshuffle(frames, 4)
-
-
 def build_encoder():
-    try:
-        return MODELS.build(dict(ENCODER_CFG)).eval()
-    except KeyError:
-        return _PixelUnshuffle()
+    return MODELS.build(dict(ENCODER_CFG)).eval()
 
 
 def pipeline():

@@ -1,5 +1,4 @@
 """tools/extract_latents.py on a tiny generated video folder."""
-import importlib
 import os
 import os.path as osp
 import runpy
@@ -33,51 +32,20 @@ test_dataloader = val_dataloader
 """
 
 
-# Stand-in with the PixelPatchEncoder contract (pixel_unshuffle), registered only while
-# ebtvision.models.encoders does not provide the real one.
-STAND_IN = """
-import torch.nn.functional as F
-from torch import nn
-from ebtvision.registry import MODELS
-import ebtvision.models  # noqa: F401
-if 'PixelPatchEncoder' not in MODELS:
-    @MODELS.register_module(name='PixelPatchEncoder')
-    class _PixelPatchEncoder(nn.Module):
-        def __init__(self, patch_size=4):
-            super().__init__()
-            self.patch_size = patch_size
-
-        def encode(self, frames):
-            return F.pixel_unshuffle(frames, self.patch_size)
-"""
-
-
-def has_real_encoder():
-    import ebtvision.models  # noqa: F401
-    return 'PixelPatchEncoder' in MODELS
-
-
 @pytest.fixture
-def config(tmp_path, monkeypatch):
+def config(tmp_path):
     root = tmp_path / 'videos'
     write_video(str(root / 'a.avi'), 30, fps=30.0, size=(24, 32), seed=1)
     write_video(str(root / 'b.avi'), 20, fps=20.0, size=(24, 32), seed=2)
     write_video(str(root / 'c.avi'), 16, fps=20.0, size=(24, 32), seed=3)
-    text = CONFIG.format(root=root)
-    if not has_real_encoder():
-        (tmp_path / 'stand_in_encoder.py').write_text(STAND_IN)
-        text += "custom_imports = dict(imports=['stand_in_encoder'])\n"
-        monkeypatch.syspath_prepend(str(tmp_path))
-        importlib.import_module('stand_in_encoder')
     path = tmp_path / 'tiny_video.py'
-    path.write_text(text)
+    path.write_text(CONFIG.format(root=root))
     return str(path), str(root)
 
 
-def run_tool(*args, extra_path=''):
-    path = os.pathsep.join(p for p in (ROOT, extra_path) if p)
+def run_tool(*args):
     return subprocess.run([sys.executable, TOOL, *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, 'PYTHONPATH': path})
+                          text=True, timeout=300, env={**os.environ, 'PYTHONPATH': ROOT})
 
 
 def run_in_process(*args):
@@ -95,12 +63,12 @@ def test_extract_resume_and_read_back(config, tmp_path):
     cfg, root = config
     out = str(tmp_path / 'cache')
     common = ['--out', out, '--shard-size', '2', '--num-workers', '0', '--no-progress']
-    first = run_tool(cfg, *common, '--max-shards', '1', extra_path=str(tmp_path))
+    first = run_tool(cfg, *common, '--max-shards', '1')
     assert first.returncode == 0, first.stderr[-3000:]
     assert 'VideoRandomCrop(size=(16, 16)) cached as VideoCenterCrop' in first.stdout
     assert 'still to write: run the same command again' in first.stdout
     assert sorted(n for n in os.listdir(out) if n.endswith('.pt')) == ['shard_00000.pt']
-    second = run_tool(cfg, *common, extra_path=str(tmp_path))
+    second = run_tool(cfg, *common)
     assert second.returncode == 0, second.stderr[-3000:]
     assert 'cache complete for train, val, test' in second.stdout
     index = read_index(out)
