@@ -125,3 +125,15 @@ def test_registered_and_repr():
         transform = TRANSFORMS.build(cfg)
         assert repr(transform).startswith(cfg['type'] + '(')
     assert repr(VideoRandomCrop((8, 6))) == 'VideoRandomCrop(size=(8, 6))'
+
+
+def test_load_video_clip_frame_cache_returns_the_same_frames(tmp_path):
+    path = str(tmp_path / 'clip.mp4')
+    write_video(path, 12, fps=10, size=32, seed=3)
+    plain, cached = LoadVideoClip(), LoadVideoClip(cache_mb=0.01)  # ~3 frames of 32x32x3
+    for indices in ([0, 2, 4], [2, 4, 6], [0, 2, 4], [9, 10, 11]):
+        expected = plain(dict(video_path=path, frame_indices=indices))['frames']
+        got = cached(dict(video_path=path, frame_indices=indices))['frames']
+        np.testing.assert_array_equal(got, expected)
+        assert cached._frames_bytes <= max(cached.cache_bytes, got.nbytes)
+    assert {index for _, index in cached._frames} == {9, 10, 11}  # the oldest were dropped

@@ -6,7 +6,8 @@ clip, so motion between frames is untouched. Randomness comes from NumPy's globa
 RNG (seeded per dataloader worker by MMEngine).
 """
 import warnings
-from typing import Optional, Sequence, Set, Tuple
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import cv2
 import numpy as np
@@ -61,13 +62,23 @@ class LoadVideoClip:
 
     Args:
         num_threads: decord decoding threads per video (1 suits dataloader workers).
+        cache_mb: Keep up to this many MB of decoded frames in memory (least recently
+            used dropped first), so small datasets read many overlapping clips of a few
+            videos decode each frame once (e.g. the quick-starts). 0 disables it. Each
+            dataloader worker holds its own cache.
     """
 
     num_skipped: int = 0
     _warned: Set[str] = set()
 
-    def __init__(self, num_threads: int = 1) -> None:
+    def __init__(self, num_threads: int = 1, cache_mb: float = 0) -> None:
         self.num_threads = int(num_threads)
+        if cache_mb < 0:
+            raise ValueError(f'cache_mb must be >= 0, got {cache_mb}')
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._frames: 'OrderedDict[Tuple[str, int], np.ndarray]' = OrderedDict()
+        self._frames_bytes = 0
+        self._video_info: Dict[str, Tuple[int, float]] = {}
 
     @classmethod
     def report_skipped(cls, path: str, reason: str) -> None:
@@ -105,21 +116,51 @@ class LoadVideoClip:
         if results.get('frame_indices') is None and sampler is None:
             raise KeyError('LoadVideoClip needs "frame_indices" or a "clip_sampler" in the '
                            f'results (video {path!r}); use it inside a video dataset')
-        reader = VideoReader(path, num_threads=self.num_threads)
+        reader = None
+        if path in self._video_info:
+            num_frames, fps = self._video_info[path]
+        else:
+            reader = VideoReader(path, num_threads=self.num_threads)
+            num_frames, fps = reader.num_frames, reader.fps
+            if self.cache_bytes:
+                self._video_info[path] = (num_frames, fps)
         if results.get('frame_indices') is None:
-            timeline = sampler.timeline(reader.num_frames, reader.fps)
+            timeline = sampler.timeline(num_frames, fps)
             window = sampler.sample(len(timeline))
             results['frame_indices'] = window.frame_indices(timeline)
             results['num_padded'] = window.num_padded
-        frames = reader.read(results['frame_indices'])
-        results['frame_indices'] = [int(i) for i in results['frame_indices']]
+        indices = [int(i) for i in results['frame_indices']]
+        if self.cache_bytes:
+            frames = self._read_cached(path, indices, reader)
+        else:
+            frames = reader.read(indices)
+        results['frame_indices'] = indices
         results.setdefault('num_padded', 0)
         results['frames'] = frames
-        results['fps'] = reader.fps
-        results['num_frames'] = reader.num_frames
+        results['fps'] = fps
+        results['num_frames'] = num_frames
         results['ori_shape'] = frames.shape[1:3]
         results['img_shape'] = frames.shape[1:3]
         return results
+
+    def _read_cached(self, path: str, indices: List[int],
+                     reader: Optional[VideoReader]) -> np.ndarray:
+        """Frames ``indices`` of ``path``, decoding only those not in the cache."""
+        missing = sorted({i for i in indices if (path, i) not in self._frames})
+        if missing:
+            reader = reader or VideoReader(path, num_threads=self.num_threads)
+            for index, frame in zip(missing, reader.read(missing)):
+                self._frames[(path, index)] = frame
+                self._frames_bytes += frame.nbytes
+        frames = []
+        for index in indices:
+            self._frames.move_to_end((path, index))
+            frames.append(self._frames[(path, index)])
+        clip = np.stack(frames)
+        while self._frames_bytes > self.cache_bytes and len(self._frames) > len(set(indices)):
+            _, dropped = self._frames.popitem(last=False)
+            self._frames_bytes -= dropped.nbytes
+        return clip
 
     def __call__(self, results: dict) -> Optional[dict]:
         """Load the clip of ``results['video_path']``; ``None`` if unusable."""
@@ -131,6 +172,7 @@ class LoadVideoClip:
             return None
 
     def __repr__(self) -> str:
+        # cache_mb is left out: it never changes the frames (the latent cache compares reprs).
         return f'{self.__class__.__name__}(num_threads={self.num_threads})'
 
 

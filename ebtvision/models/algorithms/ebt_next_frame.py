@@ -55,7 +55,7 @@ class EBTNextFrame(NextFramePredictor):
         latents = self.encode_inputs(inputs, data_samples)
         real, target = latents[:, :-1], latents[:, 1:]
         mask = self.target_mask(data_samples, *real.shape[:2], real.device)
-        init = self.head.init_candidates(target)
+        init = self.head.init_candidates(real)
         replayed = 0
         if self.replay_buffer is not None:
             batch, init, replayed = self.replay_buffer.mix(
@@ -87,7 +87,12 @@ class EBTNextFrame(NextFramePredictor):
                              alpha: Optional[float] = None,
                              num_candidates: Optional[int] = None,
                              seed_offset: int = 0) -> Prediction:
-        """Think from ``num_candidates`` seeded starts per clip; keep the best per frame."""
+        """Think from ``num_candidates`` seeded starts per clip; keep the best per frame.
+
+        With a deterministic start (``'zeros'``, ``'last_frame'``) the first candidate is
+        the plain start and the others add ``test_cfg.candidate_noise`` (default 0.1)
+        Gaussian noise to it.
+        """
         num_steps = num_steps or self.test_cfg.get('num_steps')
         alpha = alpha or self.test_cfg.get('alpha')
         count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
@@ -96,9 +101,12 @@ class EBTNextFrame(NextFramePredictor):
         init = torch.stack([
             self.head.init_candidates(
                 real[position].expand(count, *real.shape[1:]),
-                self.eval_generator(data_samples, position, seed_offset))
+                self.eval_generator(data_samples, position, seed_offset),
+                noise_std=self.test_cfg.get('candidate_noise', 0.1))
             for position in range(batch)
         ], dim=1)
+        if not self.head.random_init:
+            init[0] = self.head.init_candidates(real)  # the plain start stays a candidate
         folded_real = real.unsqueeze(0).expand(count, *real.shape).flatten(0, 1)
         trajectory = self.thinker(self.energy_fn(folded_real), init.flatten(0, 1),
                                   create_graph=False, randomize=False, score_final=True,

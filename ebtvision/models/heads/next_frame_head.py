@@ -10,6 +10,8 @@ from torch import nn
 from ebtvision.registry import MODELS
 
 FRAME_LOSSES = ('smooth_l1', 'mse')
+#: Where candidates start (the reference code's ``denoising_initial_condition``).
+INITIAL_CANDIDATES = ('noise', 'zeros', 'last_frame')
 
 
 def frame_errors(pred: torch.Tensor, target: torch.Tensor, loss_type: str) -> torch.Tensor:
@@ -36,26 +38,39 @@ def masked_frame_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[t
 class NextFrameHead(BaseModule):
     """Maps frame latents to the transformer width and back.
 
-    Candidates are latents of the next frame, initialised as N(0, I) (``init_std``
-    scales it); one learned linear layer embeds real frames and candidates alike
-    (4x28x28 = 3136 -> width for the SD VAE at 224 px). ``predict_latents=True`` adds
-    the output projection that the Transformer++ baseline regresses with.
+    Candidates are latents of the next frame; one learned linear layer embeds real
+    frames and candidates alike (4x28x28 = 3136 -> width for the SD VAE at 224 px).
+    ``predict_latents=True`` adds the output projection that the Transformer++ baseline
+    regresses with.
+
+    Where candidates start (``initial_candidate``): ``'noise'`` N(0, init_std^2) (the
+    paper's setting), ``'zeros'``, or ``'last_frame'`` (candidate i starts as real frame
+    i, the copy-the-last-frame prediction, which thinking then refines). Note that an
+    energy gradient step moves a candidate only inside the row space of the embedding
+    (``embed_dims`` of the ``latent_dims`` directions), so noise outside it is never
+    removed: with a narrow model the deterministic starts predict better.
 
     Args:
         latent_shape: (C, h, w) of one frame's latent.
         embed_dims: Transformer width.
         predict_latents: Add the width -> latent projection (Transformer++).
         loss_type: ``'smooth_l1'`` (the paper's video loss and metric, beta 1) or ``'mse'``.
-        init_std: Std of the initial candidates.
+        initial_candidate: ``'noise'``, ``'zeros'`` or ``'last_frame'``.
+        init_std: Std of the ``'noise'`` start.
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, latent_shape: Sequence[int], embed_dims: int,
                  predict_latents: bool = False, loss_type: str = 'smooth_l1',
-                 init_std: float = 1.0, init_cfg=None) -> None:
+                 initial_candidate: str = 'noise', init_std: float = 1.0,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if loss_type not in FRAME_LOSSES:
             raise ValueError(f'loss_type must be one of {FRAME_LOSSES}, got {loss_type!r}')
+        if initial_candidate not in INITIAL_CANDIDATES:
+            raise ValueError(f'initial_candidate must be one of {INITIAL_CANDIDATES}, got '
+                             f'{initial_candidate!r}')
+        self.initial_candidate = initial_candidate
         self.latent_shape = tuple(int(d) for d in latent_shape)
         self.latent_dims = math.prod(self.latent_shape)
         self.loss_type = loss_type
@@ -73,12 +88,32 @@ class NextFrameHead(BaseModule):
         """(B, T, C, h, w) latents -> (B, T, D) embeddings."""
         return self.embed(latents.flatten(2))
 
-    def init_candidates(self, like: torch.Tensor,
-                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Initial candidates shaped like ``like`` (B, T, C, h, w), N(0, init_std^2)."""
-        noise = torch.randn(like.shape, generator=generator, dtype=like.dtype,
-                            device='cpu' if generator is not None else like.device)
-        return noise.to(like.device) * self.init_std
+    @property
+    def random_init(self) -> bool:
+        """Whether two starts for the same clip differ."""
+        return self.initial_candidate == 'noise'
+
+    def init_candidates(self, real: torch.Tensor, generator: Optional[torch.Generator] = None,
+                        noise_std: float = 0.0) -> torch.Tensor:
+        """Initial candidates for real frames ``real`` (B, T, C, h, w).
+
+        Args:
+            real: The real frames; candidate i predicts frame i + 1.
+            generator: CPU generator of the random draws (seeded evaluation).
+            noise_std: Extra Gaussian noise on a deterministic start (diversity for
+                self-verification).
+        """
+
+        def randn() -> torch.Tensor:
+            return torch.randn(real.shape, generator=generator, dtype=real.dtype,
+                               device='cpu' if generator is not None else real.device
+                               ).to(real.device)
+
+        if self.initial_candidate == 'noise':
+            return randn() * self.init_std
+        start = (torch.zeros_like(real) if self.initial_candidate == 'zeros' else
+                 real.detach().clone())
+        return start + noise_std * randn() if noise_std else start
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """(B, T, D) features -> (B, T, C, h, w) latents (Transformer++ only)."""
