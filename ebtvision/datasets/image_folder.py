@@ -8,6 +8,7 @@ from typing import Callable, List, Optional, Sequence, Union
 from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS, TRANSFORMS
+from .file_listing import list_dataset_files
 from .transforms.loading import LoadImageFromFile
 
 #: Prefix of ``data_root`` that points into scikit-image's bundled photos.
@@ -131,40 +132,6 @@ class ImageFolderDataset(BaseDataset):
                 f'(data_root={self.data_root_arg!r}). Accepted extensions '
                 f'(case-insensitive): {", ".join(self.extensions)}.')
 
-    def _read_file_list(self) -> List[str]:
-        """Return the relative paths given by ``file_list``."""
-        if not isinstance(self.file_list, str):
-            return [str(p) for p in self.file_list]
-        path = osp.expanduser(self.file_list)
-        if not osp.isfile(path) and osp.isfile(osp.join(self.data_root, path)):
-            path = osp.join(self.data_root, path)
-        if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'file_list {self.file_list!r} not found (looked in the working '
-                f'directory and in {self.data_root!r}).')
-        with open(path, encoding='utf-8') as f:
-            lines = [line.strip() for line in f]
-        return [line for line in lines if line and not line.startswith('#')]
-
-    def _scan(self) -> List[str]:
-        """Return sorted relative paths of all images under ``data_root``."""
-        found = []
-        visited = set()
-        for dirpath, dirnames, filenames in os.walk(self.data_root, followlinks=True):
-            # Following symlinks could loop; visit each real folder once.
-            real = osp.realpath(dirpath)
-            if real in visited:
-                dirnames[:] = []
-                continue
-            visited.add(real)
-            dirnames[:] = [d for d in dirnames if not d.startswith('.')]
-            for name in filenames:
-                if name.startswith('.'):
-                    continue
-                if osp.splitext(name)[1].lower() in self.extensions:
-                    found.append(osp.relpath(osp.join(dirpath, name), self.data_root))
-        return sorted(found)
-
     def _drop_unreadable(self, paths: List[str], limit: Optional[int] = None) -> List[str]:
         """Decode files once, in order, and keep the readable ones (test mode).
 
@@ -215,20 +182,8 @@ class ImageFolderDataset(BaseDataset):
             FileNotFoundError: See the class docstring.
         """
         root = self.data_root
-        if not osp.isdir(root):
-            raise FileNotFoundError(
-                f'Image folder {root!r} does not exist. {self._where_msg()}')
-        if self.file_list is not None:
-            rel_paths = self._read_file_list()
-            missing = [p for p in rel_paths if not osp.isfile(osp.join(root, p))]
-            if missing:
-                raise FileNotFoundError(
-                    f'{len(missing)} file(s) of file_list not found under {root!r}: '
-                    f'{missing[:_MAX_LISTED]}' + (' ...' if len(missing) > _MAX_LISTED else ''))
-        else:
-            rel_paths = self._scan()
-        if not rel_paths:
-            raise FileNotFoundError(f'No images found in {root!r}. {self._where_msg()}')
+        rel_paths = list_dataset_files(root, self.file_list, self.extensions, 'images',
+                                       self._where_msg())
 
         paths = [osp.normpath(osp.join(root, p)) for p in rel_paths]
         if self.check_readable:

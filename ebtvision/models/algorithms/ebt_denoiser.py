@@ -1,6 +1,6 @@
 """Energy-Based Transformer image denoiser."""
 from functools import partial
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
