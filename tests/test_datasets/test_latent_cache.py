@@ -237,3 +237,32 @@ def test_clear_errors_when_reading(cache, tmp_path):
         LatentClipDataset(cache_dir, split='val')
     with pytest.raises(LatentCacheError, match='every 0.1 s.*time_between_frames=0.25'):
         LatentClipDataset(cache_dir, time_between_frames=0.25)
+
+
+@pytest.mark.parametrize('model_type', ['EBTNextFrame', 'TransformerPPNextFrame'])
+def test_training_from_the_cache_gives_the_on_the_fly_loss(cache, videos, model_type):
+    from mmengine.dataset import pseudo_collate
+    cache_dir, _ = cache
+    split = dict(time_range=(0, 0.8), clip_stride=1, clip_len=4)
+    with pytest.warns(UserWarning, match='d_corrupt'):
+        pixels = VideoFolderDataset(videos, time_between_frames=TBF, pipeline=pipeline(),
+                                    **split)
+    with pytest.warns(UserWarning, match='d_corrupt'):
+        latents = LatentClipDataset(cache_dir, split='train', time_between_frames=TBF, **split)
+    arch = dict(depth=1, num_heads=2, embed_dims=16)
+    options = dict(type=model_type, encoder=ENCODER_CFG, frame_size=16,
+                   head=dict(type='NextFrameHead'))
+    if model_type == 'EBTNextFrame':
+        options.update(backbone=dict(type='CausalEBT', arch=arch, max_steps=2),
+                       thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=1.0,
+                                    random_step_size_scale=2.0))
+    else:
+        options.update(backbone=dict(type='CausalTransformer', arch=arch))
+    torch.manual_seed(0)
+    model = MODELS.build(options)
+    losses = []
+    for dataset in (pixels, latents):
+        batch = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(4)]), True)
+        torch.manual_seed(1)  # the same initial candidates and random step sizes
+        losses.append(model(**batch, mode='loss')['loss'])
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-6, atol=1e-7)
