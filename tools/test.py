@@ -20,7 +20,8 @@ from ebtvision.utils import (DataNotFoundError, check_data_roots, register_all_m
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test an ebtvision model')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file (loaded weights-only)')
+    parser.add_argument('checkpoint', help='checkpoint file (loaded weights-only), or "none" to '
+                        'evaluate the randomly initialised model (e.g. the linear-probe floor)')
     parser.add_argument('--work-dir', help='where logs, grids and metrics go')
     parser.add_argument('--out', help='also write the metrics as JSON to this file '
                         '(default: <work_dir>/metrics.json)')
@@ -87,9 +88,13 @@ def main(argv=None) -> None:
     apply_test_options(cfg, args)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
-    if not osp.isfile(args.checkpoint):
+    if args.checkpoint.lower() == 'none':
+        print('note: no checkpoint; evaluating the randomly initialised model', file=sys.stderr)
+        cfg.load_from = None
+    elif not osp.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} does not exist')
-    cfg.load_from = args.checkpoint
+    else:
+        cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.no_vis:
         cfg.get('custom_hooks', []).clear()
