@@ -99,7 +99,7 @@ def main(argv=None) -> None:
     if args.no_vis:
         cfg.get('custom_hooks', []).clear()
     try:
-        check_data_roots(cfg, ('test_dataloader', ))
+        check_data_roots(cfg, ('test_dataloader', 'test_cfg.train_dataloader'))
     except DataNotFoundError as error:
         sys.exit(f'error: {error}')
     setup_cpu_distributed(cfg)

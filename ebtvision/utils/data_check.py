@@ -28,11 +28,14 @@ def check_data_roots(cfg: Config, splits: Tuple[str, ...]) -> None:
 
     Args:
         cfg: The full config.
-        splits: Dataloader keys to check, e.g. ``('train_dataloader', 'val_dataloader')``.
+        splits: Dataloader keys to check, e.g. ``('train_dataloader', 'val_dataloader')``;
+            dotted keys reach into nested configs (``'test_cfg.train_dataloader'``).
     """
     missing: List[str] = []
     for split in splits:
-        loader = cfg.get(split)
+        loader = cfg
+        for part in split.split('.'):
+            loader = loader.get(part) if hasattr(loader, 'get') else None
         if not loader:
             continue
         for where, root in _dataset_roots(loader.get('dataset', {}), f'{split}.dataset'):
