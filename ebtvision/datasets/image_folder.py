@@ -3,7 +3,7 @@ import os
 import os.path as osp
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
 
@@ -45,6 +45,59 @@ def resolve_data_root(data_root: str) -> str:
         sub = data_root[len(SKIMAGE_PREFIX):].lstrip('/\\')
         return osp.join(skimage_data_dir(), sub) if sub else skimage_data_dir()
     return osp.abspath(osp.expanduser(data_root))
+
+
+def drop_unreadable(infos: List[dict],
+                    indices: Optional[Union[int, Sequence[int]]] = None,
+                    where: str = '') -> Tuple[List[dict], List[str]]:
+    """Decode each ``info['img_path']`` once, in order, and keep the readable infos.
+
+    The test-mode policy shared by the image datasets: ``BaseDataset`` raises on a
+    ``None`` sample in test mode, so unreadable files are dropped at build time.
+    Each one is warned about and counted in ``LoadImageFromFile.num_skipped``, then
+    one summary warning names them.
+
+    Args:
+        infos: Data infos with ``img_path`` (other keys, e.g. ``gt_label``, are kept).
+        indices: The dataset's ``indices`` argument. ``BaseDataset`` keeps the first
+            (last, if negative) N entries for an int, so only files up to the N-th
+            readable one from that end are decoded (``indices=2000`` on 40k images
+            decodes about 2k). Other values decode everything.
+        where: Folder named in the summary warning.
+
+    Returns:
+        ``(kept infos in input order, skipped paths)``.
+    """
+    limit = abs(indices) if isinstance(indices, int) else None
+    from_end = isinstance(indices, int) and indices < 0
+    todo = infos[::-1] if from_end else infos
+    loader = LoadImageFromFile()
+    # OpenCV releases the GIL while decoding, so threads give a real speed-up.
+    workers = min(8, os.cpu_count() or 1)
+    chunk = 16 * workers
+    kept: List[dict] = []
+    skipped: List[str] = []
+    checked = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(todo), chunk):
+            if limit is not None and len(kept) >= limit:
+                break
+            batch = todo[start:start + chunk]
+            reasons = list(pool.map(lambda info: loader.load(info['img_path'])[1], batch))
+            for info, reason in zip(batch, reasons):
+                if limit is not None and len(kept) >= limit:
+                    break
+                checked += 1
+                if reason:
+                    skipped.append(info['img_path'])
+                    LoadImageFromFile.report_unreadable(info['img_path'], reason)
+                else:
+                    kept.append(info)
+    if skipped:
+        warnings.warn(
+            f'Excluded {len(skipped)} unreadable image(s) of {checked} checked under '
+            f'{where!r}: {skipped[:_MAX_LISTED]}', stacklevel=3)
+    return (kept[::-1] if from_end else kept), skipped
 
 
 @DATASETS.register_module()
@@ -132,46 +185,6 @@ class ImageFolderDataset(BaseDataset):
                 f'(data_root={self.data_root_arg!r}). Accepted extensions '
                 f'(case-insensitive): {", ".join(self.extensions)}.')
 
-    def _drop_unreadable(self, paths: List[str], limit: Optional[int] = None) -> List[str]:
-        """Decode files once, in order, and keep the readable ones (test mode).
-
-        Args:
-            paths: Candidate image paths.
-            limit: Stop once this many readable files are found (used for an int
-                ``indices`` so that e.g. ``indices=2000`` on 40k images decodes
-                about 2k of them).
-
-        Returns:
-            The readable paths, in the input order.
-        """
-        loader = LoadImageFromFile()
-        # OpenCV releases the GIL while decoding, so threads give a real speed-up.
-        workers = min(8, os.cpu_count() or 1)
-        chunk = 16 * workers
-        kept: List[str] = []
-        checked = 0
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for start in range(0, len(paths), chunk):
-                if limit is not None and len(kept) >= limit:
-                    break
-                batch = paths[start:start + chunk]
-                reasons = list(pool.map(lambda p: loader.load(p)[1], batch))
-                for path, reason in zip(batch, reasons):
-                    if limit is not None and len(kept) >= limit:
-                        break
-                    checked += 1
-                    if reason:
-                        self.skipped_files.append(path)
-                        LoadImageFromFile.report_unreadable(path, reason)
-                    else:
-                        kept.append(path)
-        if self.skipped_files:
-            warnings.warn(
-                f'Excluded {len(self.skipped_files)} unreadable image(s) of '
-                f'{checked} checked under {self.data_root!r}: '
-                f'{self.skipped_files[:_MAX_LISTED]}', stacklevel=2)
-        return kept
-
     def load_data_list(self) -> List[dict]:
         """Scan the folder (or read ``file_list``) into ``[{'img_path': ...}]``.
 
@@ -185,20 +198,12 @@ class ImageFolderDataset(BaseDataset):
         rel_paths = list_dataset_files(root, self.file_list, self.extensions, 'images',
                                        self._where_msg())
 
-        paths = [osp.normpath(osp.join(root, p)) for p in rel_paths]
+        infos = [dict(img_path=osp.normpath(osp.join(root, p))) for p in rel_paths]
         if self.check_readable:
-            # BaseDataset keeps the first (or last, if negative) N entries for an int
-            # `indices`, so only that many readable files are needed.
-            limit = None
-            if isinstance(self._indices, int):
-                limit = abs(self._indices)
-                if self._indices < 0:
-                    paths = paths[::-1]
-            paths = self._drop_unreadable(paths, limit)
-            if isinstance(self._indices, int) and self._indices < 0:
-                paths = paths[::-1]
-            if not paths and self.skipped_files:
+            infos, skipped = drop_unreadable(infos, self._indices, root)
+            self.skipped_files.extend(skipped)
+            if not infos and skipped:
                 raise FileNotFoundError(
-                    f'None of the {len(self.skipped_files)} image(s) in {root!r} '
+                    f'None of the {len(skipped)} image(s) in {root!r} '
                     f'can be decoded. {self._where_msg()}')
-        return [dict(img_path=p) for p in paths]
+        return infos
