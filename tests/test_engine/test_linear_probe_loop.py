@@ -229,3 +229,59 @@ def test_classifier_is_seeded_and_validated():
         train_linear_classifier(x, y, heads[0], dict(epochs=1, lr_rate=0.1))
     with pytest.raises(ValueError, match='normalize'):
         train_linear_classifier(x, y, heads[0], dict(normalize='bn'))
+
+
+def _dist_worker(rank, world, port, work_dir, out):
+    import torch.distributed as torch_dist
+    torch.set_num_threads(1)
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                                  world_size=world)
+    try:
+        model = ToyProbeModel(fail_after=3 if out is None else None)
+        runner = Runner(
+            model=model, work_dir=work_dir, default_scope='ebtvision',
+            experiment_name=f'probe_dist_{rank}_{out is None}', randomness=dict(seed=0),
+            log_level='WARNING', test_dataloader=_loader(45, seed=1, batch_size=4),
+            test_evaluator=dict(type='ToyProbeAccuracy'),
+            test_cfg=dict(type='LinearProbeLoop', train_dataloader=_loader(93, 0, 4),
+                          classifier=dict(epochs=15, batch_size=32), chunk_batches=2))
+        try:
+            metrics = runner.test()
+        except KeyboardInterrupt:
+            return
+        torch.save(dict(metrics=metrics, weight=model.head.weight.detach()),
+                   f'{out}.{rank}')
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_distributed_two_ranks_match_single_process(tmp_path):
+    """Two gloo ranks (odd dataset sizes: padded shards), interrupted then resumed."""
+    import socket
+
+    import torch.multiprocessing as mp
+    single = ToyProbeModel()
+    metrics = Runner(
+        model=single, work_dir=str(tmp_path / 'single'), default_scope='ebtvision',
+        experiment_name=f'probe_single_{os.getpid()}', randomness=dict(seed=0),
+        log_level='WARNING', test_dataloader=_loader(45, seed=1, batch_size=4),
+        test_evaluator=dict(type='ToyProbeAccuracy'),
+        test_cfg=dict(type='LinearProbeLoop', train_dataloader=_loader(93, 0, 4),
+                      classifier=dict(epochs=15, batch_size=32))).test()
+    for out in (None, str(tmp_path / 'result')):  # first run is interrupted
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        # fork: no re-import of torch + mmengine per rank (spawn costs ~5 s each here).
+        mp.start_processes(_dist_worker, args=(2, port, str(tmp_path / 'dist'), out),
+                           nprocs=2, start_method='fork')
+    for rank in range(2):
+        got = torch.load(f'{tmp_path}/result.{rank}', weights_only=True)
+        assert got['metrics'] == pytest.approx(metrics)
+        assert torch.allclose(got['weight'], single.head.weight.detach(), atol=1e-5)
+    for name in _cache_files(tmp_path / 'single'):
+        ref = torch.load(osp.join(tmp_path, 'single', 'probe_features', name),
+                         weights_only=True)
+        got = torch.load(osp.join(tmp_path, 'dist', 'probe_features', name), weights_only=True)
+        assert torch.allclose(ref['features'], got['features'], atol=1e-6)
+        assert torch.equal(ref['gt_label'], got['gt_label'])
