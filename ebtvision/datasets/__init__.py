@@ -30,3 +30,13 @@ __all__ += [
     'PackVideoInputs', 'LatentClipDataset', 'LatentCacheError', 'LatentCacheMismatchError',
     'CACHE_FORMAT_VERSION', 'extract_latent_cache', 'read_index'
 ]
+from .idx_dataset import (DIGIT_CLASSES, FASHION_MNIST_CLASSES, IdxImageDataset,  # noqa: E402
+                          read_idx)
+from .image_folder import drop_unreadable  # noqa: E402
+from .imagenet import ImageNetDataset  # noqa: E402
+from .transforms import PackClassifyInputs  # noqa: E402
+
+__all__ += [
+    'ImageNetDataset', 'IdxImageDataset', 'read_idx', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES',
+    'drop_unreadable', 'PackClassifyInputs'
+]

@@ -2,3 +2,6 @@ from .denoise_data_sample import DenoiseDataSample
 from .video_data_sample import VideoDataSample
 
 __all__ = ['DenoiseDataSample', 'VideoDataSample']
+from .classify_data_sample import ClassifyDataSample  # noqa: E402
+
+__all__ += ['ClassifyDataSample']

@@ -19,3 +19,6 @@ __all__ += [
     'LoadVideoClip', 'VideoResize', 'VideoCenterCrop', 'VideoRandomCrop', 'PackVideoInputs',
     'VIDEO_META_KEYS', 'resize_frames'
 ]
+from .formatting import PackClassifyInputs  # noqa: E402
+
+__all__ += ['PackClassifyInputs']
