@@ -1,8 +1,10 @@
 """Evaluation of ebtvision: pure image-quality functions and MMEngine metrics."""
 from .functional import LPIPSScorer, build_lpips, mse, psnr, ssim, to_uint8_scale
-from .metrics import BaseDenoiseMetric, LPIPSMetric, NextFrameMetric, PSNRMetric, SSIMMetric
+from .metrics import (AccuracyMetric, BaseDenoiseMetric, LPIPSMetric, NextFrameMetric,
+                      PSNRMetric, SSIMMetric, topk_accuracy)
 
 __all__ = [
     'to_uint8_scale', 'mse', 'psnr', 'ssim', 'build_lpips', 'LPIPSScorer',
-    'BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric'
+    'BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric',
+    'AccuracyMetric', 'topk_accuracy'
 ]

@@ -1,5 +1,9 @@
 """Metrics of ebtvision, registered in ``ebtvision.registry.METRICS``."""
+from .accuracy import AccuracyMetric, topk_accuracy, topk_correct
 from .image_quality import BaseDenoiseMetric, LPIPSMetric, PSNRMetric, SSIMMetric
 from .next_frame import NextFrameMetric
 
-__all__ = ['BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric']
+__all__ = [
+    'AccuracyMetric', 'topk_accuracy', 'topk_correct', 'BaseDenoiseMetric', 'PSNRMetric',
+    'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric'
+]
