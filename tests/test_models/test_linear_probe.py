@@ -1,0 +1,61 @@
+"""LinearProbe: frozen backbone features, DiT fed t = 0, denoiser checkpoints load by name."""
+import pytest
+import torch
+from mmengine.runner import load_checkpoint
+
+from ebtvision.models import EBTDenoiser, LinearProbe
+from ebtvision.structures import ClassifyDataSample
+
+BACKBONE = dict(arch=dict(depth=1, num_heads=2, embed_dims=16), img_size=16, patch_size=8)
+
+
+def probe(kind='BidirectionalEBT', **kwargs):
+    torch.manual_seed(0)
+    return LinearProbe(backbone=dict(type=kind, **BACKBONE), num_classes=3, **kwargs)
+
+
+def test_features_are_the_mean_final_patch_tokens():
+    model = probe()
+    x = torch.randn(2, 3, 16, 16)
+    features = model.extract_features(x)
+    assert features.shape == (2, 16) and model.num_features == 16
+    torch.testing.assert_close(features, model.backbone.forward_features(x).mean(1))
+
+
+def test_dit_is_fed_t_zero():
+    model = probe('DiT', feature_kwargs=dict(t=0))
+    with torch.no_grad():  # adaLN-Zero starts blind to t; make the timestep matter
+        for param in model.backbone.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    x = torch.randn(2, 3, 16, 16)
+    expected = model.backbone.forward_features(x, t=torch.zeros(2, dtype=torch.long)).mean(1)
+    torch.testing.assert_close(model.extract_features(x), expected)
+    other = model.backbone.forward_features(x, t=torch.full((2, ), 50)).mean(1)
+    assert not torch.allclose(expected, other)
+
+
+def test_backbone_is_frozen_and_only_the_head_learns():
+    model = probe().train()
+    assert not model.backbone.training
+    samples = [ClassifyDataSample(metainfo=dict(gt_label=i % 3)) for i in range(4)]
+    loss = model(torch.randn(4, 3, 16, 16), samples, mode='loss')['loss']
+    loss.backward()
+    assert model.head.weight.grad is not None
+    assert all(p.grad is None and not p.requires_grad for p in model.backbone.parameters())
+    out = model(torch.randn(4, 3, 16, 16), samples, mode='predict')
+    torch.testing.assert_close(out[0].pred_score.sum(), torch.tensor(1.0))
+    with pytest.raises(RuntimeError, match='Invalid mode'):
+        model(torch.randn(1, 3, 16, 16), mode='nope')
+
+
+def test_a_denoiser_checkpoint_loads_into_the_probe(tmp_path):
+    torch.manual_seed(3)
+    denoiser = EBTDenoiser(backbone=dict(type='BidirectionalEBT', **BACKBONE),
+                           thinker=dict(type='EnergyMinimizer', alpha=2.0))
+    path = str(tmp_path / 'ebt.pth')
+    torch.save(dict(state_dict=denoiser.state_dict(), meta={}), path)
+    model = probe()
+    load_checkpoint(model, path, map_location='cpu')
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(model.extract_features(x),
+                               denoiser.backbone.forward_features(x).mean(1))
