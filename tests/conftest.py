@@ -141,3 +141,15 @@ def tiny_config(tmp_path):
         return str(path)
 
     return make
+
+
+def write_idx(path: str, array: np.ndarray) -> str:
+    """Write a uint8 array in the idx format (MNIST's), gzip-compressed if ``path`` ends .gz."""
+    import gzip
+    import struct
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    data = (struct.pack('>BBBB', 0, 0, 0x08, array.ndim) +
+            struct.pack(f'>{array.ndim}I', *array.shape) + array.tobytes())
+    with open(path, 'wb') as f:
+        f.write(gzip.compress(data) if path.endswith('.gz') else data)
+    return path
