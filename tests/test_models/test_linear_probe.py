@@ -59,3 +59,19 @@ def test_a_denoiser_checkpoint_loads_into_the_probe(tmp_path):
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(model.extract_features(x),
                                denoiser.backbone.forward_features(x).mean(1))
+
+
+def test_other_layers_are_concatenated():
+    model = LinearProbe(backbone=dict(type='BidirectionalEBT', **dict(
+        BACKBONE, arch=dict(depth=2, num_heads=2, embed_dims=16))), num_classes=3,
+        layers=(-1, 0))
+    x = torch.randn(2, 3, 16, 16)
+    features = model.extract_features(x)
+    assert features.shape == (2, 32) and model.num_features == 32
+    torch.testing.assert_close(features[:, :16], model.backbone.forward_features(x).mean(1))
+    tokens = model.backbone.patch_embed(x) + model.backbone.pos_embed
+    first = model.backbone.blocks[0](tokens, model.backbone.learned_condition)
+    torch.testing.assert_close(features[:, 16:], first.mean(1))
+    with pytest.raises(ValueError, match='outside'):
+        LinearProbe(backbone=dict(type='BidirectionalEBT', **BACKBONE), num_classes=3,
+                    layers=(5, ))
