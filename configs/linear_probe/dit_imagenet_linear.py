@@ -1,24 +1,11 @@
 # ImageNet-1k linear probe of a DiT denoiser (ebt-method.md section 4): the frozen
-# backbone of a configs/dit_coco_denoise.py checkpoint fed t = 0, features = mean of its final
-# patch tokens (before the output layer), a linear classifier on cached features.
+# backbone of a configs/dit_coco_denoise.py checkpoint fed t = 0 (as in the paper),
+# features = mean of its final patch tokens (before the output layer); otherwise the
+# same data and classifier as configs/linear_probe/ebt_imagenet_linear.py.
 #   python tools/test.py configs/linear_probe/dit_imagenet_linear.py CHECKPOINT
-# Paper: EBT 5.32 % top-1 / 13.2 % top-5 vs DiT 0.31 % / 1.36 %.
-_base_ = [
-    '../_base_/datasets/imagenet_probe_128.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['ebt_imagenet_linear.py']
 
 model = dict(
-    type='LinearProbe',
-    data_preprocessor=dict(type='ImageDataPreprocessor'),
     # Must match the checkpoint's backbone (configs/dit_coco_denoise.py).
     backbone=dict(type='DiT', arch='large', img_size=128, patch_size=16),
-    feature_kwargs=dict(t=0),  # the paper feeds the DiT t = 0
-    num_classes=1000)
-
-# Linear classifier on frozen, standardised features: SGD with momentum, cosine schedule.
-test_cfg = dict(
-    type='LinearProbeLoop',
-    train_dataloader={{_base_.probe_train_dataloader}},
-    classifier=dict(optimizer='sgd', lr=0.1, momentum=0.9, weight_decay=0.0, epochs=90,
-                    batch_size=256, normalize='standardize', lr_schedule='cosine', seed=0))
+    feature_kwargs=dict(t=0))
