@@ -1,10 +1,11 @@
 """Evaluation of ebtvision: pure image-quality functions and MMEngine metrics."""
-from .functional import LPIPSScorer, build_lpips, mse, psnr, ssim, to_uint8_scale
+from .functional import (LPIPSScorer, build_lpips, mse, psnr, ssim, to_uint8_scale, topk_accuracy,
+                         topk_correct)
 from .metrics import (AccuracyMetric, BaseDenoiseMetric, LPIPSMetric, NextFrameMetric,
-                      PSNRMetric, SSIMMetric, topk_accuracy)
+                      PSNRMetric, SSIMMetric)
 
 __all__ = [
     'to_uint8_scale', 'mse', 'psnr', 'ssim', 'build_lpips', 'LPIPSScorer',
     'BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric',
-    'AccuracyMetric', 'topk_accuracy'
+    'AccuracyMetric', 'topk_accuracy', 'topk_correct'
 ]

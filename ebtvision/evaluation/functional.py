@@ -1,4 +1,4 @@
-"""Pure image-quality functions used by the denoising metrics.
+"""Pure image-quality functions used by the denoising metrics (and top-k accuracy).
 
 All functions take ``(B, C, H, W)`` or ``(C, H, W)`` float tensors and return one
 value per image, shape ``(B,)`` (``(1,)`` for a single ``(C, H, W)`` image).
@@ -11,7 +11,7 @@ backbone checkpoint (see :func:`build_lpips`).
 """
 import os
 import warnings
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ from torch import Tensor
 
 __all__ = [
     'to_uint8_scale', 'mse', 'psnr', 'ssim', 'build_lpips', 'LPIPSScorer',
-    'LPIPS_BACKBONE_FILES'
+    'LPIPS_BACKBONE_FILES', 'topk_correct', 'topk_accuracy'
 ]
 
 #: torchvision checkpoint file name of each LPIPS backbone (``net`` argument).
@@ -317,3 +317,51 @@ class LPIPSScorer(nn.Module):
         device = next(self.model.parameters()).device
         dist = self.model(pred.to(device), target.to(device))
         return dist.flatten(1).mean(dim=1)
+
+
+def topk_correct(scores: Tensor, labels: Tensor,
+                 topk: Sequence[int] = (1, 5)) -> Dict[int, Tensor]:
+    """Whether each label is among its row's k highest scores.
+
+    A label counts as correct at k when its index is among the k indices returned by
+    ``torch.topk`` (ties between equal scores are broken the way ``torch.topk`` breaks
+    them). A ``k`` larger than the number of classes C is clamped to C, so every label
+    is then correct.
+
+    Args:
+        scores: (N, C) class scores (probabilities or logits).
+        labels: (N,) integer class indices.
+        topk: The k values, each >= 1.
+
+    Returns:
+        ``{k: (N,) bool tensor}``.
+
+    Raises:
+        ValueError: Shapes do not match or a k is not positive.
+    """
+    if scores.dim() != 2 or labels.shape != scores.shape[:1]:
+        raise ValueError(f'expected scores (N, C) and labels (N,), got {tuple(scores.shape)} '
+                         f'and {tuple(labels.shape)}')
+    if not topk or min(topk) < 1:
+        raise ValueError(f'topk must be positive integers, got {tuple(topk)}')
+    num_classes = scores.shape[1]
+    # One topk call for the largest k; smaller k are prefixes of its sorted indices.
+    ranked = scores.topk(min(max(topk), num_classes), dim=1).indices
+    hits = ranked == labels.to(ranked.device).long()[:, None]
+    return {int(k): hits[:, :min(int(k), num_classes)].any(dim=1) for k in topk}
+
+
+def topk_accuracy(scores: Tensor, labels: Tensor,
+                  topk: Sequence[int] = (1, 5)) -> Dict[int, float]:
+    """Top-k accuracy in percent for each k (see :func:`topk_correct` for ties and k > C).
+
+    Args:
+        scores: (N, C) class scores.
+        labels: (N,) integer class indices.
+        topk: The k values.
+
+    Returns:
+        ``{k: percent}``; 0 for every k when N is 0.
+    """
+    return {k: 100.0 * float(hit.float().mean()) if hit.numel() else 0.0
+            for k, hit in topk_correct(scores, labels, topk).items()}
