@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 
 from ebtvision.registry import MODELS
+from .image_preprocessor import stack_batch
 
 
 @MODELS.register_module()
@@ -18,18 +19,11 @@ class VideoDataPreprocessor(BaseDataPreprocessor):
     def forward(self, data: Dict[str, Any], training: bool = False) -> Dict[str, Any]:
         data = self.cast_data(data)
         inputs = data['inputs']
-        if isinstance(inputs, (list, tuple)):
-            shapes = {tuple(clip.shape) for clip in inputs}
-            if len(shapes) > 1:
-                raise ValueError(f'clips of one batch must share a shape, got {sorted(shapes)}; '
-                                 'use the same clip_len and a crop in every pipeline')
-            dtypes = {clip.dtype for clip in inputs}
-            if len(dtypes) > 1:
-                raise ValueError(f'a batch mixes input dtypes {sorted(map(str, dtypes))}: '
-                                 'pixel clips and cached latents cannot share a batch')
-            inputs = torch.stack(list(inputs))
-        if inputs.dim() != 5:
-            raise ValueError(f'expected (B, L, C, H, W) clips, got shape {tuple(inputs.shape)}')
+        if isinstance(inputs, (list, tuple)) and len({clip.dtype for clip in inputs}) > 1:
+            raise ValueError('a batch mixes pixel clips (uint8) and cached latents (float); '
+                             'they cannot share a batch')
+        inputs = stack_batch(inputs, '(B, L, C, H, W)',
+                             'use the same clip_len and a crop in every pipeline')
         if inputs.dtype == torch.uint8:
             inputs = inputs.float() / 127.5 - 1.0
         return dict(inputs=inputs.float(), data_samples=data.get('data_samples'))
