@@ -116,49 +116,19 @@ def check_options(cfg: Config, args) -> type:
 
 
 def load_model(cfg: Config, checkpoint: str, device: str) -> torch.nn.Module:
-    """Build the config's model, load the checkpoint weights-only, check it matches."""
-    from mmengine.runner import load_checkpoint
-    from ebtvision.registry import MODELS
-    if not osp.isfile(checkpoint):
-        raise DemoError(f'checkpoint {checkpoint} does not exist')
+    """Build the config's model, load the checkpoint weights-only, check it can decode."""
+    from ebtvision.apis import ModelLoadError, init_model
     try:
-        model = MODELS.build(copy.deepcopy(cfg.model))
-    except (FileNotFoundError, OSError) as error:  # e.g. VAE weights not available offline
-        raise DemoError(f'cannot build the model of the config: {error}') from None
+        model = init_model(cfg, checkpoint, device)
+    except ModelLoadError as error:
+        raise DemoError(str(error)) from None
     if not model.can_decode:
         encoder = type(model.encoder).__name__ if model.encoder is not None else 'no encoder'
         raise DemoError(f'the model of this config ({encoder}) cannot decode latents back to '
                         'frames, so there is nothing to show; use a config whose encoder '
                         'decodes (PixelPatchEncoder, FrozenVAEEncoder), not one that only '
                         'reads cached latents')
-    try:
-        loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=False,
-                                 logger='silent')
-    except RuntimeError as error:
-        raise DemoError(str(error)) from None
-    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else {}
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    expected = model.state_dict()
-    # The frozen encoder may be left out of checkpoints (it is built from its weights).
-    missing = [k for k in expected if k not in state and not k.startswith('encoder.')]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
-                  if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]
-    if missing or mismatched:
-        details = []
-        if missing:
-            details.append(f'{len(missing)} weight(s) missing, e.g. {missing[:3]}')
-        if unexpected:
-            details.append(f'{len(unexpected)} unexpected, e.g. {unexpected[:3]}')
-        if mismatched:
-            details.append(f'{len(mismatched)} of another shape (checkpoint vs model), e.g. '
-                           f'{mismatched[:3]}')
-        raise DemoError(f'checkpoint {checkpoint} does not fit the model of the config '
-                        f'({type(model).__name__}): ' + '; '.join(details))
-    if unexpected:
-        print(f'note: {len(unexpected)} checkpoint entries not used by the model, e.g. '
-              f'{unexpected[:3]}')
-    return model.to(device).eval()
+    return model
 
 
 # ----------------------------------------------------------------------------- data

@@ -45,8 +45,9 @@ def read_image_file(path: str) -> Tuple[Optional[np.ndarray], str]:
 
 def to_float_rgb(img: np.ndarray,
                  to_rgb: bool = True,
-                 alpha: str = 'white') -> np.ndarray:
-    """Convert an OpenCV-decoded array to float32 HWC in [0, 1].
+                 alpha: str = 'white',
+                 bgr: bool = True) -> np.ndarray:
+    """Convert an OpenCV-decoded (or an RGB) array to float32 HWC in [0, 1].
 
     Args:
         img: Array as returned by :func:`read_image_file`: (H, W), (H, W, 1),
@@ -56,6 +57,8 @@ def to_float_rgb(img: np.ndarray,
             (H, W, 1) and colour images are still RGB.
         alpha: ``'white'`` composites transparent pixels over a white background
             (what image viewers show); ``'drop'`` discards the alpha channel.
+        bgr: Colour channels are in OpenCV's BGR(A) order; False for RGB(A) arrays
+            (PIL, matplotlib, Gradio).
 
     Returns:
         float32 array (H, W, 3) or (H, W, 1), channels in RGB order, values in [0, 1].
@@ -84,7 +87,8 @@ def to_float_rgb(img: np.ndarray,
         color, a = out[:, :, :-1], out[:, :, -1:]
         out = color * a + (1.0 - a) if alpha == 'white' else color
     if out.shape[2] == 3:
-        out = out[:, :, ::-1]  # OpenCV decodes to BGR
+        if bgr:
+            out = out[:, :, ::-1]  # OpenCV decodes to BGR
     elif to_rgb:
         out = np.repeat(out, 3, axis=2)
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -94,9 +94,13 @@ class BaseDenoiser(BaseModel):
     def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def denoise(self, noisy: torch.Tensor,
-                noise_level: float) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Denoise a batch; returns ``(denoised, energies or None)``."""
+    def denoise(self, noisy: torch.Tensor, noise_level: float,
+                num_steps: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Denoise a batch; returns ``(denoised, energies or None)``.
+
+        ``num_steps`` overrides ``test_cfg.num_steps`` (thinking steps of an EBT,
+        reverse steps of a DiT).
+        """
         raise NotImplementedError
 
     def predict(self, inputs: torch.Tensor,

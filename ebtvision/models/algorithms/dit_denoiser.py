@@ -38,14 +38,14 @@ class DiTDenoiser(BaseDenoiser):
         noisy, noise = self.add_noise(inputs, t)
         return dict(loss=F.mse_loss(self.backbone(noisy, t), noise))
 
-    def denoise(self, noisy: torch.Tensor,
-                noise_level: float) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def denoise(self, noisy: torch.Tensor, noise_level: float,
+                num_steps: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         level = noise_level if self.test_cfg['start_from'] == 'true' else self.train_noise_level
         t_start = self.schedule.timestep(level)
         generator = torch.Generator(device=noisy.device).manual_seed(self.eval_seed)
         with torch.no_grad():
             denoised = self.schedule.reverse(
                 self.backbone, noisy, t_start,
-                num_steps=min(int(self.test_cfg['num_steps']), t_start + 1),
+                num_steps=min(int(num_steps or self.test_cfg['num_steps']), t_start + 1),
                 method=self.test_cfg['method'], generator=generator)
         return denoised.clamp(-1, 1), None

@@ -77,8 +77,8 @@ class EBTDenoiser(BaseDenoiser):
                             score_final=True, num_steps=num_steps or self.test_cfg.get(
                                 'num_steps'), alpha=alpha or self.test_cfg.get('alpha'))
 
-    def denoise(self, noisy: torch.Tensor,
-                noise_level: float) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        trajectory = self.think(noisy)
+    def denoise(self, noisy: torch.Tensor, noise_level: float,
+                num_steps: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        trajectory = self.think(noisy, num_steps)
         energies = torch.stack(trajectory.energies + [trajectory.final_energy], dim=1)
         return trajectory.final.clamp(-1, 1), energies

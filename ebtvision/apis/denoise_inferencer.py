@@ -1,0 +1,274 @@
+"""Denoise user images with a trained EBT (or the DiT baseline): the API behind the demo.
+
+    from ebtvision.apis import DenoiseInferencer
+    inferencer = DenoiseInferencer('configs/quickstart/ebt_denoise_skimage.py',
+                                   'work_dirs/ebt_denoise_skimage/iter_600.pth')
+    result = inferencer('photo.png', noise_level=0.1, num_steps=2)
+    result.denoised, result.trajectory, result.energies, result.psnr
+
+Any size: the model works at its training size (``tile_size``, e.g. 64 px). With
+``large_images='tile'`` (default) an image is processed at its own resolution, cut into
+overlapping tiles that are denoised as one batch and blended back
+(:mod:`ebtvision.apis.tiling`); with ``'resize'`` it is first downscaled so that its
+longer side equals the tile size, and everything (noisy, denoised, metrics) is
+reported at that size. Images smaller than a tile are mirror-padded and cropped back.
+"""
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ebtvision.datasets.transforms.processing import imresize
+from ebtvision.evaluation.functional import psnr, ssim
+from .image_io import DEFAULT_MAX_PIXELS, ImageInput, ImageInputError, load_image
+from .model_loading import ModelLoadError, init_model
+from .tiling import blend_tiles, split_tiles, symmetric_pad
+
+LARGE_IMAGE_MODES = ('tile', 'resize')
+
+
+@dataclass
+class DenoiseResult:
+    """What one denoising request produced.
+
+    Images are float32 in ``[0, 1]``, ``(H, W, 3)`` RGB, or ``(H, W)`` when the input was
+    grayscale. ``H, W`` is the input's size (``'tile'``) or the downscaled working size
+    (``'resize'``).
+
+    Attributes:
+        denoised: The model's output.
+        noisy: What the model saw (the input, plus synthetic noise if any was added).
+        clean: The reference for the metrics: the input when noise was added, the
+            ``reference`` image when given, else ``None``.
+        trajectory: ``trajectory[k]`` is the image after ``k`` steps; ``trajectory[0]``
+            is the noisy start. For an EBT one entry per thinking step; for the DiT only
+            the start and the result.
+        energies: EBT only: ``energies[k]`` is the energy of ``trajectory[k]`` (mean over
+            tiles); ``None`` for the DiT.
+        psnr, ssim: Of ``denoised`` against ``clean`` (0-255 scale, as the paper);
+            ``None`` without a reference.
+        noisy_psnr, noisy_ssim: The same for ``noisy`` (the floor to beat).
+        noise_level: The synthetic noise level, or ``None`` (input used as is).
+        num_steps: Thinking steps (EBT) or reverse steps (DiT) run.
+        num_tiles: Tiles the image was cut into.
+        seconds: Wall time of the model part of the request.
+    """
+    denoised: np.ndarray
+    noisy: np.ndarray
+    clean: Optional[np.ndarray]
+    trajectory: List[np.ndarray]
+    energies: Optional[List[float]]
+    psnr: Optional[float] = None
+    ssim: Optional[float] = None
+    noisy_psnr: Optional[float] = None
+    noisy_ssim: Optional[float] = None
+    noise_level: Optional[float] = None
+    num_steps: int = 0
+    num_tiles: int = 1
+    seconds: float = 0.0
+
+
+def image_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
+    """PSNR and SSIM of ``(C, H, W)`` images in ``[-1, 1]`` on the 0-255 scale."""
+    pred255, target255 = (pred + 1) * 127.5, (target + 1) * 127.5
+    small = min(pred.shape[-2:]) < 11  # 'valid' SSIM needs the 11-px window to fit
+    return dict(psnr=float(psnr(pred255, target255).clamp(max=100.0)),
+                ssim=float(ssim(pred255, target255, padding='same' if small else 'valid')))
+
+
+class DenoiseInferencer:
+    """Builds a denoiser from a config and a checkpoint and denoises single images.
+
+    Args:
+        config: Config file (or :class:`Config`) of an ``EBTDenoiser`` or ``DiTDenoiser``.
+        checkpoint: Checkpoint of that model, loaded weights-only; ``None`` keeps random
+            weights (smoke tests only).
+        device: ``'cpu'`` or ``'cuda[:N]'``.
+        large_images: ``'tile'`` or ``'resize'`` (see the module docstring).
+        tile_overlap: Minimum overlap of neighbouring tiles in pixels (default a quarter
+            of the tile).
+        batch_size: Tiles per forward pass (bounds memory on large images).
+        max_pixels: Refuse larger inputs (``None``: no limit).
+        cfg_options: Overrides merged into the config.
+
+    Raises:
+        ModelLoadError: See :func:`init_model`; also when the config is not a denoiser.
+    """
+
+    def __init__(self,
+                 config,
+                 checkpoint: Optional[str],
+                 device: Union[str, torch.device] = 'cpu',
+                 large_images: str = 'tile',
+                 tile_overlap: Optional[int] = None,
+                 batch_size: int = 16,
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+                 cfg_options: Optional[dict] = None) -> None:
+        from ebtvision.models import BaseDenoiser, EBTDenoiser
+        if large_images not in LARGE_IMAGE_MODES:
+            raise ValueError(f'large_images must be one of {LARGE_IMAGE_MODES}, '
+                             f'got {large_images!r}')
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        self.model = init_model(config, checkpoint, device, cfg_options)
+        if not isinstance(self.model, BaseDenoiser):
+            raise ModelLoadError(f'the config builds a {type(self.model).__name__}, not an '
+                                 'image denoiser (EBTDenoiser, DiTDenoiser)')
+        self.is_ebt = isinstance(self.model, EBTDenoiser)
+        self.device = torch.device(device)
+        self.tile_size = int(self.model.backbone.img_size)
+        self.tile_overlap = self.tile_size // 4 if tile_overlap is None else int(tile_overlap)
+        if not 0 <= self.tile_overlap < self.tile_size:
+            raise ValueError(f'tile_overlap must be in [0, {self.tile_size}), '
+                             f'got {self.tile_overlap}')
+        self.large_images = large_images
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+
+    @property
+    def default_steps(self) -> int:
+        """Steps run when ``num_steps`` is not given (the config's test setting)."""
+        if self.is_ebt:
+            return int(self.model.test_cfg.get('num_steps') or self.model.thinker.num_steps)
+        return int(self.model.test_cfg['num_steps'])
+
+    @property
+    def train_noise_level(self) -> float:
+        return float(self.model.train_noise_level)
+
+    # ------------------------------------------------------------------ inputs
+    def _working_image(self, image: ImageInput):
+        """The input as a ``(3, H, W)`` tensor in [-1, 1] at the working size."""
+        loaded = load_image(image, self.max_pixels)
+        pixels = loaded.pixels
+        if self.large_images == 'resize' and max(pixels.shape[:2]) > self.tile_size:
+            scale = self.tile_size / max(pixels.shape[:2])
+            size = (max(1, round(pixels.shape[0] * scale)), max(1, round(pixels.shape[1] * scale)))
+            pixels = imresize(pixels, size)
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+        return tensor.to(self.device, torch.float32) * 2 - 1, loaded
+
+    def _add_noise(self, clean: torch.Tensor, noise_level: float, grayscale: bool,
+                   seed: int) -> torch.Tensor:
+        timestep = self.model.schedule.timestep(noise_level)  # validates the level
+        generator = torch.Generator().manual_seed(int(seed))
+        # A gray image gets gray noise: independent noise per copied channel would let
+        # the model average it away, which is not denoising the gray image.
+        channels = 1 if grayscale else clean.shape[0]
+        noise = torch.randn((channels, ) + tuple(clean.shape[1:]), generator=generator)
+        noise = noise.to(clean.device).expand_as(clean)
+        noisy, _ = self.model.add_noise(clean[None], timestep, noise[None])
+        return noisy[0]
+
+    # ------------------------------------------------------------------ model
+    def _run_tiles(self, tiles: torch.Tensor, noise_level: Optional[float], num_steps: int,
+                   alpha: Optional[float], progress: bool):
+        """Per step, the processed tiles ``(N, C, t, t)``; per step, mean tile energy."""
+        steps: List[List[torch.Tensor]] = []
+        energies: List[List[torch.Tensor]] = []
+        level = self.train_noise_level if noise_level is None else noise_level
+        batches = range(0, tiles.shape[0], self.batch_size)
+        for start in tqdm(batches, desc='denoising tiles', disable=not progress):
+            batch = tiles[start:start + self.batch_size]
+            if self.is_ebt:
+                trajectory = self.model.think(batch, num_steps=num_steps, alpha=alpha)
+                outputs = [batch] + [c.detach().clamp(-1, 1) for c in trajectory.candidates]
+                energy = trajectory.energies + [trajectory.final_energy]
+                energies.append([e.detach().reshape(e.shape[0], -1).mean(1) for e in energy])
+            else:
+                denoised, _ = self.model.denoise(batch, level, num_steps=num_steps)
+                outputs = [batch, denoised]
+            steps.append(outputs)
+        per_step = [torch.cat(parts) for parts in zip(*steps)]
+        per_step_energy = None
+        if energies:
+            per_step_energy = [float(torch.cat(parts).mean()) for parts in zip(*energies)]
+        return per_step, per_step_energy
+
+    # ------------------------------------------------------------------ API
+    def __call__(self,
+                 image: ImageInput,
+                 noise_level: Optional[float] = 0.1,
+                 num_steps: Optional[int] = None,
+                 alpha: Optional[float] = None,
+                 seed: int = 0,
+                 reference: Optional[ImageInput] = None,
+                 progress: bool = False) -> DenoiseResult:
+        """Denoise one image.
+
+        Args:
+            image: File path, numpy array (RGB(A) / gray, uint8 / uint16 / float in
+                [0, 1]) or PIL image, of any size.
+            noise_level: Add DDPM noise at this level first (0.1 = the training level
+                of the quick-start, t = 99 of 1000) and measure against the input;
+                ``None`` treats the input as already noisy.
+            num_steps: Thinking steps of an EBT (more than trained = thinking longer) or
+                reverse steps of the DiT; default: the config's.
+            alpha: EBT step size override.
+            seed: Seed of the synthetic noise (same seed, same noise).
+            reference: Clean image to measure against when ``noise_level`` is ``None``
+                (same size as ``image``).
+            progress: Show a progress bar over tile batches.
+
+        Raises:
+            ImageInputError: A bad image (see :func:`load_image`) or reference.
+            ValueError: A bad noise level or step count.
+        """
+        if num_steps is not None and int(num_steps) < 1:
+            raise ValueError(f'num_steps must be >= 1, got {num_steps}')
+        if alpha is not None and not self.is_ebt:
+            raise ValueError('alpha applies to EBTs; the DiT has no step size')
+        if noise_level is not None and reference is not None:
+            raise ValueError('reference is for inputs that are already noisy '
+                             '(noise_level=None); with synthetic noise the input is the '
+                             'reference')
+        num_steps = int(num_steps or self.default_steps)
+        start_time = time.perf_counter()
+        clean, loaded = self._working_image(image)
+        if noise_level is None:
+            noisy = clean
+            clean = None
+            if reference is not None:
+                clean, _ = self._working_image(reference)
+                if clean.shape != noisy.shape:
+                    raise ImageInputError(
+                        f'the reference ({clean.shape[2]}x{clean.shape[1]}) and the image '
+                        f'({noisy.shape[2]}x{noisy.shape[1]}) differ in size')
+        else:
+            noisy = self._add_noise(clean, float(noise_level), loaded.grayscale, seed)
+
+        height, width = noisy.shape[-2:]
+        padded = symmetric_pad(noisy, max(height, self.tile_size), max(width, self.tile_size))
+        tiles, boxes = split_tiles(padded, self.tile_size, self.tile_overlap)
+        self.model.eval()
+        per_step, energies = self._run_tiles(tiles, noise_level, num_steps, alpha, progress)
+        images = [
+            blend_tiles(step, boxes, padded.shape[-2], padded.shape[-1],
+                        self.tile_overlap)[:, :height, :width] for step in per_step
+        ]
+        images[0] = noisy
+        if loaded.grayscale:  # hand gray back as gray
+            images = [img.mean(0, keepdim=True).expand_as(img) for img in images]
+        denoised = images[-1].clamp(-1, 1)
+        seconds = time.perf_counter() - start_time
+
+        def to_numpy(img: torch.Tensor) -> np.ndarray:
+            array = ((img.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy()
+            return np.ascontiguousarray(array[:, :, 0] if loaded.grayscale else array,
+                                        dtype=np.float32)
+
+        result = DenoiseResult(
+            denoised=to_numpy(denoised), noisy=to_numpy(noisy),
+            clean=None if clean is None else to_numpy(clean),
+            trajectory=[to_numpy(img) for img in images], energies=energies,
+            noise_level=None if noise_level is None else float(noise_level),
+            num_steps=num_steps, num_tiles=len(boxes), seconds=seconds)
+        if clean is not None:
+            denoised_quality = image_quality(denoised, clean)
+            noisy_quality = image_quality(noisy.clamp(-1, 1), clean)
+            result.psnr, result.ssim = denoised_quality['psnr'], denoised_quality['ssim']
+            result.noisy_psnr, result.noisy_ssim = noisy_quality['psnr'], noisy_quality['ssim']
+        return result
