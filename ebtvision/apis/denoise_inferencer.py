@@ -72,11 +72,18 @@ class DenoiseResult:
 
 
 def image_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
-    """PSNR and SSIM of ``(C, H, W)`` images in ``[-1, 1]`` on the 0-255 scale."""
+    """PSNR and SSIM of ``(C, H, W)`` images in ``[-1, 1]`` on the 0-255 scale.
+
+    SSIM uses the standard 11-px window, shrunk to the image on images smaller than
+    that (``None`` below 3 px). PSNR of identical images is capped at 100 dB.
+    """
     pred255, target255 = (pred + 1) * 127.5, (target + 1) * 127.5
-    small = min(pred.shape[-2:]) < 11  # 'valid' SSIM needs the 11-px window to fit
-    return dict(psnr=float(psnr(pred255, target255).clamp(max=100.0)),
-                ssim=float(ssim(pred255, target255, padding='same' if small else 'valid')))
+    side = min(pred.shape[-2:])
+    window = min(11, side if side % 2 else side - 1)  # the largest odd window that fits
+    quality = dict(psnr=float(psnr(pred255, target255).clamp(max=100.0)), ssim=None)
+    if window >= 3:
+        quality['ssim'] = float(ssim(pred255, target255, window_size=window))
+    return quality
 
 
 class DenoiseInferencer:
