@@ -129,6 +129,46 @@ randomness = dict(seed=0)
 """
 
 
+TINY_DENOISER_SIZE = 16
+TINY_DENOISER = """
+_backbone = dict(arch=dict(depth=1, num_heads=2, embed_dims=16), img_size={size}, patch_size=8)
+if '{kind}' == 'ebt':
+    model = dict(type='EBTDenoiser', backbone=dict(type='BidirectionalEBT', **_backbone),
+                 thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=5.0))
+else:
+    model = dict(type='DiTDenoiser', backbone=dict(type='DiT', **_backbone),
+                 test_cfg=dict(num_steps=3))
+"""
+
+
+def write_denoiser(folder, kind: str):
+    """A tiny 16 px denoiser config (``'ebt'`` or ``'dit'``) and a checkpoint of it."""
+    from mmengine.config import Config
+
+    from ebtvision.registry import MODELS
+    from ebtvision.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    config = osp.join(str(folder), f'tiny_{kind}.py')
+    with open(config, 'w') as file:
+        file.write(TINY_DENOISER.format(kind=kind, size=TINY_DENOISER_SIZE))
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    with torch.no_grad():  # adaLN-Zero starts with a flat energy: give it some slope
+        for param in model.parameters():
+            param.add_(0.2 * torch.randn_like(param))
+    checkpoint = osp.join(str(folder), f'tiny_{kind}.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 1}}, checkpoint)
+    return config, checkpoint
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth uint8 RGB image (a 3x3 grid of random colours, bilinearly enlarged)."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(30, 220, (3, 3, 3)).astype(np.float32)
+    return np.clip(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR) + 0.5,
+                   0, 255).astype(np.uint8)
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     """Factory: ``tiny_config(kind='ebt'|'dit')`` -> path of a tiny runnable config."""

@@ -2,59 +2,23 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_DENOISER_SIZE as TILE
+from conftest import smooth_image, write_denoiser
 from PIL import Image
 
 from ebtvision.apis import DenoiseInferencer, ImageInputError, ModelLoadError
 from ebtvision.apis.denoise_inferencer import image_quality
 
-TILE = 16
-MODEL_CONFIG = """
-_backbone = dict(arch=dict(depth=1, num_heads=2, embed_dims=16), img_size={tile}, patch_size=8)
-if '{kind}' == 'ebt':
-    model = dict(type='EBTDenoiser', backbone=dict(type='BidirectionalEBT', **_backbone),
-                 thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=5.0))
-else:
-    model = dict(type='DiTDenoiser', backbone=dict(type='DiT', **_backbone),
-                 test_cfg=dict(num_steps=3))
-"""
-
-
-def write_model(folder, kind: str):
-    """A tiny config and a checkpoint of a random model of it."""
-    from ebtvision.registry import MODELS
-    from ebtvision.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    config = folder / f'tiny_{kind}.py'
-    config.write_text(MODEL_CONFIG.format(kind=kind, tile=TILE))
-    from mmengine.config import Config
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(config)).model)
-    with torch.no_grad():  # adaLN-Zero starts with a flat energy: give it some slope
-        for param in model.parameters():
-            param.add_(0.2 * torch.randn_like(param))
-    checkpoint = folder / f'tiny_{kind}.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 1}}, str(checkpoint))
-    return str(config), str(checkpoint)
-
 
 @pytest.fixture(scope='module')
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp('inferencer')
-    return {kind: write_model(folder, kind) for kind in ('ebt', 'dit')}
+    return {kind: write_denoiser(folder, kind) for kind in ('ebt', 'dit')}
 
 
 @pytest.fixture(scope='module')
 def ebt(models):
     return DenoiseInferencer(*models['ebt'])
-
-
-def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth uint8 RGB test image (a blown-up 3x3 colour grid)."""
-    rng = np.random.default_rng(seed)
-    small = torch.from_numpy(rng.uniform(30, 220, (1, 3, 3, 3)).astype(np.float32))
-    big = torch.nn.functional.interpolate(small, size=(height, width), mode='bilinear',
-                                          align_corners=True)
-    return big[0].permute(1, 2, 0).round().clamp(0, 255).numpy().astype(np.uint8)
 
 
 def test_one_tile_matches_the_model_run_directly(ebt):
