@@ -55,6 +55,8 @@ class DenoiseResult:
         num_steps: Thinking steps (EBT) or reverse steps (DiT) run.
         num_tiles: Tiles the image was cut into.
         seconds: Wall time of the model part of the request.
+        bit_depth: Bits per sample of the input (8, 16, or 32 for floats), to write
+            results back at the input's precision.
     """
     denoised: np.ndarray
     noisy: np.ndarray
@@ -69,6 +71,7 @@ class DenoiseResult:
     num_steps: int = 0
     num_tiles: int = 1
     seconds: float = 0.0
+    bit_depth: int = 8
 
 
 def image_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
@@ -272,7 +275,8 @@ class DenoiseInferencer:
             clean=None if clean is None else to_numpy(clean),
             trajectory=[to_numpy(img) for img in images], energies=energies,
             noise_level=None if noise_level is None else float(noise_level),
-            num_steps=num_steps, num_tiles=len(boxes), seconds=seconds)
+            num_steps=num_steps, num_tiles=len(boxes), seconds=seconds,
+            bit_depth=loaded.bit_depth)
         if clean is not None:
             denoised_quality = image_quality(denoised, clean)
             noisy_quality = image_quality(noisy.clamp(-1, 1), clean)

@@ -94,6 +94,7 @@ def test_grayscale_and_16_bit_inputs(ebt):
     result = ebt(gray16, noise_level=0.1, seed=5)
     assert result.denoised.ndim == 2 and result.noisy.shape == (TILE, 20)
     np.testing.assert_allclose(result.clean, gray16 / 65535.0, atol=1e-6)
+    assert result.bit_depth == 16
     # Gray images get gray noise: one noise field shared by the three channels.
     clean = torch.from_numpy(gray16 / 65535.0).float()[None, None] * 2 - 1
     noise = torch.randn((1, TILE, 20), generator=torch.Generator().manual_seed(5))[None]
