@@ -86,7 +86,7 @@ def main(argv=None) -> None:
             print(f'{args.size}x{args.size} px image, {ebt.tile_size} px model tiles, '
                   f'{torch.get_num_threads()} threads, median of {args.repeats} requests')
             print('| EBT steps | request (s) | EBT model part (s) | DiT model part (s) | '
-                  'PSNR noisy -> EBT (dB) |')
+                  'PSNR noisy to EBT (dB) |')
             print('|---|---|---|---|---|')
             for steps in args.steps:
                 rounds, ebt_parts, dit_parts = [], [], []
