@@ -57,6 +57,11 @@ class DenoiseResult:
         seconds: Wall time of the model part of the request.
         bit_depth: Bits per sample of the input (8, 16, or 32 for floats), to write
             results back at the input's precision.
+        num_candidates: Candidates per tile (self-verification).
+        steps_used: EBT: mean steps the kept candidates took (below ``num_steps`` when
+            adaptive stopping ended them early).
+        energy_map: EBT: ``(H, W)`` final energy of the patch each pixel is in (the
+            model's uncertainty; high = the model finds that region implausible).
     """
     denoised: np.ndarray
     noisy: np.ndarray
@@ -72,6 +77,9 @@ class DenoiseResult:
     num_tiles: int = 1
     seconds: float = 0.0
     bit_depth: int = 8
+    num_candidates: int = 1
+    steps_used: Optional[float] = None
+    energy_map: Optional[np.ndarray] = None
 
 
 def image_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
@@ -175,28 +183,37 @@ class DenoiseInferencer:
 
     # ------------------------------------------------------------------ model
     def _run_tiles(self, tiles: torch.Tensor, noise_level: Optional[float], num_steps: int,
-                   alpha: Optional[float], progress: bool):
-        """Per step, the processed tiles ``(N, C, t, t)``; per step, mean tile energy."""
-        steps: List[List[torch.Tensor]] = []
-        energies: List[List[torch.Tensor]] = []
+                   alpha: Optional[float], num_candidates: int, tolerance: Optional[float],
+                   seed: int, progress: bool) -> dict:
+        """Denoise tiles in batches.
+
+        Returns ``steps``: per step the tiles ``(N, C, t, t)``; for EBTs also
+        ``energies`` ``(N, S + 1)``, ``steps_used`` ``(N,)`` and ``energy_maps``
+        ``(N, 1, t, t)`` (patch energies spread over their pixels).
+        """
+        parts = []
         level = self.train_noise_level if noise_level is None else noise_level
+        generator = torch.Generator().manual_seed(int(seed) + 1)  # apart from the noise's
         batches = range(0, tiles.shape[0], self.batch_size)
         for start in tqdm(batches, desc='denoising tiles', disable=not progress):
             batch = tiles[start:start + self.batch_size]
-            if self.is_ebt:
-                trajectory = self.model.think(batch, num_steps=num_steps, alpha=alpha)
-                outputs = [batch] + [c.detach().clamp(-1, 1) for c in trajectory.candidates]
-                energy = trajectory.energies + [trajectory.final_energy]
-                energies.append([e.detach().reshape(e.shape[0], -1).mean(1) for e in energy])
-            else:
+            if not self.is_ebt:
                 denoised, _ = self.model.denoise(batch, level, num_steps=num_steps)
-                outputs = [batch, denoised]
-            steps.append(outputs)
-        per_step = [torch.cat(parts) for parts in zip(*steps)]
-        per_step_energy = None
-        if energies:
-            per_step_energy = [float(torch.cat(parts).mean()) for parts in zip(*energies)]
-        return per_step, per_step_energy
+                parts.append(dict(steps=[batch, denoised]))
+                continue
+            outcome = self.model.think_verified(
+                batch, num_steps=num_steps, alpha=alpha, num_candidates=num_candidates,
+                tolerance=tolerance, generator=generator, energy_maps=True)
+            maps = torch.nn.functional.interpolate(
+                outcome.energy_maps[:, None], size=batch.shape[-2:], mode='nearest')
+            parts.append(dict(
+                steps=[batch] + [step.clamp(-1, 1) for step in outcome.trajectory[1:]],
+                energies=outcome.energies, steps_used=outcome.steps_used, energy_maps=maps))
+        merged = dict(steps=[torch.cat(step) for step in zip(*(p['steps'] for p in parts))])
+        if self.is_ebt:
+            for key in ('energies', 'steps_used', 'energy_maps'):
+                merged[key] = torch.cat([p[key] for p in parts])
+        return merged
 
     # ------------------------------------------------------------------ API
     def __call__(self,
@@ -204,6 +221,8 @@ class DenoiseInferencer:
                  noise_level: Optional[float] = 0.1,
                  num_steps: Optional[int] = None,
                  alpha: Optional[float] = None,
+                 num_candidates: int = 1,
+                 tolerance: Optional[float] = None,
                  seed: int = 0,
                  reference: Optional[ImageInput] = None,
                  progress: bool = False) -> DenoiseResult:
@@ -218,6 +237,11 @@ class DenoiseInferencer:
             num_steps: Thinking steps of an EBT (more than trained = thinking longer) or
                 reverse steps of the DiT; default: the config's.
             alpha: EBT step size override.
+            num_candidates: EBT self-verification: M candidates per tile (the first
+                starts from the noisy image, the others from it plus
+                ``test_cfg.candidate_noise``), the lowest final energy is kept.
+            tolerance: EBT adaptive compute: a candidate stops once its energy changes
+                by less than this fraction per step; ``num_steps`` is then the budget.
             seed: Seed of the synthetic noise (same seed, same noise).
             reference: Clean image to measure against when ``noise_level`` is ``None``
                 (same size as ``image``).
@@ -229,8 +253,11 @@ class DenoiseInferencer:
         """
         if num_steps is not None and int(num_steps) < 1:
             raise ValueError(f'num_steps must be >= 1, got {num_steps}')
-        if alpha is not None and not self.is_ebt:
-            raise ValueError('alpha applies to EBTs; the DiT has no step size')
+        if not self.is_ebt and (alpha is not None or num_candidates != 1 or tolerance):
+            raise ValueError('alpha, num_candidates and tolerance apply to EBTs; the DiT '
+                             'has no energy to descend or compare')
+        if int(num_candidates) < 1:
+            raise ValueError(f'num_candidates must be >= 1, got {num_candidates}')
         if noise_level is not None and reference is not None:
             raise ValueError('reference is for inputs that are already noisy '
                              '(noise_level=None); with synthetic noise the input is the '
@@ -254,11 +281,14 @@ class DenoiseInferencer:
         padded = symmetric_pad(noisy, max(height, self.tile_size), max(width, self.tile_size))
         tiles, boxes = split_tiles(padded, self.tile_size, self.tile_overlap)
         self.model.eval()
-        per_step, energies = self._run_tiles(tiles, noise_level, num_steps, alpha, progress)
-        images = [
-            blend_tiles(step, boxes, padded.shape[-2], padded.shape[-1],
-                        self.tile_overlap)[:, :height, :width] for step in per_step
-        ]
+        outputs = self._run_tiles(tiles, noise_level, num_steps, alpha, num_candidates,
+                                  tolerance, seed, progress)
+
+        def stitch(stacked: torch.Tensor) -> torch.Tensor:
+            return blend_tiles(stacked, boxes, padded.shape[-2], padded.shape[-1],
+                               self.tile_overlap)[:, :height, :width]
+
+        images = [stitch(step) for step in outputs['steps']]
         images[0] = noisy
         if loaded.grayscale:  # hand gray back as gray
             images = [img.mean(0, keepdim=True).expand_as(img) for img in images]
@@ -273,10 +303,14 @@ class DenoiseInferencer:
         result = DenoiseResult(
             denoised=to_numpy(denoised), noisy=to_numpy(noisy),
             clean=None if clean is None else to_numpy(clean),
-            trajectory=[to_numpy(img) for img in images], energies=energies,
+            trajectory=[to_numpy(img) for img in images], energies=None,
             noise_level=None if noise_level is None else float(noise_level),
             num_steps=num_steps, num_tiles=len(boxes), seconds=seconds,
-            bit_depth=loaded.bit_depth)
+            bit_depth=loaded.bit_depth, num_candidates=num_candidates if self.is_ebt else 1)
+        if self.is_ebt:
+            result.energies = [float(e) for e in outputs['energies'].mean(0)]
+            result.steps_used = float(outputs['steps_used'].float().mean())
+            result.energy_map = stitch(outputs['energy_maps'])[0].cpu().numpy()
         if clean is not None:
             denoised_quality = image_quality(denoised, clean)
             noisy_quality = image_quality(noisy.clamp(-1, 1), clean)

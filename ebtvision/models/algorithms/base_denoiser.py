@@ -1,5 +1,5 @@
 """What the EBT denoiser and the DiT baseline share: noising, evaluation, packing."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -103,21 +103,46 @@ class BaseDenoiser(BaseModel):
         """
         raise NotImplementedError
 
+    def predict_level(self, noisy: torch.Tensor, noise_level: float,
+                      jitter_fn: Callable[[int], torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Denoise a batch noised at ``noise_level`` for evaluation.
+
+        Returns batch tensors keyed by the data-sample field they fill: ``pred_imgs``,
+        and whatever else the model reports (``energies``, ``energy_maps``...).
+        ``jitter_fn(m)`` gives deterministic per-sample standard-normal noise shaped like
+        the batch (stream ``m``) for models that need random starts.
+        """
+        denoised, energies = self.denoise(noisy, noise_level)
+        outputs = dict(pred_imgs=denoised)
+        if energies is not None:
+            outputs['energies'] = energies
+        return outputs
+
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[DenoiseDataSample]] = None
                 ) -> List[DenoiseDataSample]:
+        """Noise ``inputs`` at every evaluation level and denoise them.
+
+        Every data sample gets ``gt_img`` and, per level key (``'0.1'``...), ``noisy_imgs``
+        and the model's outputs (``pred_imgs``; EBTs add ``energies``, ``energy_maps``
+        and ``steps_used``).
+        """
         if data_samples is None:
             data_samples = [DenoiseDataSample() for _ in range(inputs.shape[0])]
-        results = {}
+        fields: Dict[str, Dict[str, torch.Tensor]] = {}
         for level_index, level in enumerate(self.eval_noise_levels):
             noise = self.eval_noise(inputs, data_samples, level_index)
             noisy, _ = self.add_noise(inputs, self.schedule.timestep(level), noise)
-            denoised, energies = self.denoise(noisy, level)
-            results[noise_level_key(level)] = (noisy, denoised, energies)
+            outputs = self.predict_level(
+                noisy, level, lambda stream, index=level_index: self.eval_noise(
+                    inputs, data_samples, index + 1000 * stream))
+            outputs['noisy_imgs'] = noisy
+            for name, batch in outputs.items():
+                fields.setdefault(name, {})[noise_level_key(level)] = batch
         for position, sample in enumerate(data_samples):
             sample.gt_img = inputs[position].detach().cpu()
-            sample.noisy_imgs = {k: v[0][position].detach().cpu() for k, v in results.items()}
-            sample.pred_imgs = {k: v[1][position].detach().cpu() for k, v in results.items()}
-            if all(v[2] is not None for v in results.values()):
-                sample.energies = {k: v[2][position].detach().cpu() for k, v in results.items()}
+            for name, per_level in fields.items():
+                sample.set_field(
+                    {key: batch[position].detach().cpu() for key, batch in per_level.items()},
+                    name)
         return data_samples

@@ -1,18 +1,43 @@
 """Energy-Based Transformer image denoiser."""
+from dataclasses import dataclass
 from functools import partial
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ebtvision.registry import MODELS
-from ..thinking import EnergyMinimizer, trajectory_loss
+from ..thinking import EnergyMinimizer, select_lowest_energy, trajectory_loss
 from .base_denoiser import BaseDenoiser
 
 RECONSTRUCTION_LOSSES = {
     'smooth_l1': partial(F.smooth_l1_loss, beta=1.0),
     'mse': F.mse_loss,
 }
+
+
+@dataclass
+class DenoiseThinking:
+    """What System 2 inference made of a batch (one kept candidate per image).
+
+    Attributes:
+        final: ``(B, C, H, W)`` the kept candidates (not clamped).
+        trajectory: ``[noisy, after step 1, ...]``, each ``(B, C, H, W)``, of the kept
+            candidate (a stopped candidate stays put).
+        energies: ``(B, S + 1)`` energy of each trajectory entry.
+        steps_used: ``(B,)`` steps the kept candidate took (fewer with early stopping).
+        chosen: ``(B,)`` index of the kept candidate (0 = started from the noisy image).
+        candidate_energies: ``(B, M)`` final energy of every candidate.
+        energy_maps: ``(B, H / p, W / p)`` final energy of every patch (the model's
+            uncertainty map), when asked for.
+    """
+    final: torch.Tensor
+    trajectory: List[torch.Tensor]
+    energies: torch.Tensor
+    steps_used: torch.Tensor
+    chosen: torch.Tensor
+    candidate_energies: torch.Tensor
+    energy_maps: Optional[torch.Tensor] = None
 
 
 @MODELS.register_module()
@@ -27,7 +52,12 @@ class EBTDenoiser(BaseDenoiser):
         backbone: Config of the energy model (:class:`BidirectionalEBT`).
         thinker: Config of :class:`EnergyMinimizer` (steps, alpha, S2 options).
         loss_type: ``'smooth_l1'`` (the reference code, beta 1) or ``'mse'`` (paper text).
-        test_cfg: Inference overrides: ``num_steps`` (think longer), ``alpha``.
+        test_cfg: Inference settings: ``num_steps`` (think longer), ``alpha``,
+            ``num_candidates`` (self-verification, default 1), ``candidate_noise`` (std of
+            the start perturbation of extra candidates, default 0.05), ``tolerance``
+            (adaptive compute: stop a candidate once its energy converged; ``num_steps``
+            is then the budget), ``energy_maps`` (add per-patch energy maps to
+            predictions, default True).
         **kwargs: See :class:`BaseDenoiser`.
     """
 
@@ -72,13 +102,88 @@ class EBTDenoiser(BaseDenoiser):
 
     def think(self, noisy: torch.Tensor, num_steps: Optional[int] = None,
               alpha: Optional[float] = None):
-        """Run inference-mode thinking and return the whole trajectory."""
+        """Run inference-mode thinking from ``noisy`` and return the whole trajectory."""
         return self.thinker(self.energy, noisy, create_graph=False, randomize=False,
                             score_final=True, num_steps=num_steps or self.test_cfg.get(
                                 'num_steps'), alpha=alpha or self.test_cfg.get('alpha'))
 
+    def think_verified(self,
+                       noisy: torch.Tensor,
+                       num_steps: Optional[int] = None,
+                       alpha: Optional[float] = None,
+                       num_candidates: Optional[int] = None,
+                       tolerance: Optional[float] = None,
+                       generator: Optional[torch.Generator] = None,
+                       jitter: Optional[torch.Tensor] = None,
+                       energy_maps: bool = False) -> DenoiseThinking:
+        """System 2 inference: M candidates, optional early stop, the best kept per image.
+
+        Candidate 0 starts from ``noisy`` itself; candidate m > 0 from ``noisy`` plus
+        Gaussian noise of std ``test_cfg.candidate_noise``: ``jitter[m - 1]`` (standard
+        normal, ``(M - 1, B, C, H, W)``) when given, else drawn from ``generator``.
+        All M x B candidates think as one batch; per image the one with the lowest final
+        energy is kept, so the result never has a higher energy than the single-candidate
+        run. With ``tolerance`` each candidate stops once its energy has converged (see
+        :meth:`EnergyMinimizer.minimize_until_converged`); ``num_steps`` is then the budget.
+        Arguments left ``None`` come from ``test_cfg``.
+        """
+        num_steps = num_steps or self.test_cfg.get('num_steps') or self.thinker.num_steps
+        alpha = alpha or self.test_cfg.get('alpha')
+        count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
+        tolerance = tolerance if tolerance is not None else self.test_cfg.get('tolerance')
+        if count < 1:
+            raise ValueError(f'num_candidates must be >= 1, got {count}')
+        batch = noisy.shape[0]
+        starts = noisy.unsqueeze(0).repeat(count, *([1] * noisy.dim()))
+        if count > 1:
+            std = float(self.test_cfg.get('candidate_noise', 0.05))
+            if jitter is None:
+                jitter = torch.randn(starts[1:].shape, generator=generator)
+            if jitter.shape != starts[1:].shape:
+                raise ValueError(f'jitter must have shape {tuple(starts[1:].shape)}, got '
+                                 f'{tuple(jitter.shape)}')
+            starts[1:] += std * jitter.to(device=noisy.device, dtype=noisy.dtype)
+        starts = starts.flatten(0, 1)
+        if tolerance:
+            trajectory = self.thinker.minimize_until_converged(
+                lambda index: self.energy, starts, tolerance, max_steps=num_steps, alpha=alpha)
+            steps_used = trajectory.steps_used
+        else:
+            trajectory = self.think(starts, num_steps, alpha)
+            steps_used = torch.full((len(starts), ), len(trajectory.candidates),
+                                    device=noisy.device)
+        energies = torch.stack(trajectory.energies + [trajectory.final_energy], dim=1)
+        energies = energies.unflatten(0, (count, batch))  # (M, B, S + 1)
+        finals = trajectory.final.unflatten(0, (count, batch))
+        _, _, choice = select_lowest_energy(finals, energies[..., -1])
+
+        def chosen(stacked: torch.Tensor) -> torch.Tensor:  # (M * B, ...) -> (B, ...)
+            return stacked.unflatten(0, (count, batch))[choice, torch.arange(batch)]
+
+        images = [noisy] + [chosen(step).detach() for step in trajectory.candidates]
+        outcome = DenoiseThinking(
+            final=images[-1], trajectory=images, energies=chosen(energies.flatten(0, 1)),
+            steps_used=chosen(steps_used), chosen=choice, candidate_energies=energies[..., -1].t())
+        if energy_maps:
+            with torch.no_grad():
+                patches = self.backbone.patch_energies(outcome.final)
+            grid = self.backbone.img_size // self.backbone.patch_size
+            outcome.energy_maps = patches.reshape(batch, grid, grid)
+        return outcome
+
     def denoise(self, noisy: torch.Tensor, noise_level: float,
                 num_steps: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        trajectory = self.think(noisy, num_steps)
-        energies = torch.stack(trajectory.energies + [trajectory.final_energy], dim=1)
-        return trajectory.final.clamp(-1, 1), energies
+        outcome = self.think_verified(noisy, num_steps)
+        return outcome.final.clamp(-1, 1), outcome.energies
+
+    def predict_level(self, noisy: torch.Tensor, noise_level: float,
+                      jitter_fn: Callable[[int], torch.Tensor]) -> Dict[str, torch.Tensor]:
+        count = int(self.test_cfg.get('num_candidates', 1))
+        jitter = torch.stack([jitter_fn(m) for m in range(1, count)]) if count > 1 else None
+        outcome = self.think_verified(noisy, jitter=jitter,
+                                      energy_maps=self.test_cfg.get('energy_maps', True))
+        outputs = dict(pred_imgs=outcome.final.clamp(-1, 1), energies=outcome.energies,
+                       steps_used=outcome.steps_used)
+        if outcome.energy_maps is not None:
+            outputs['energy_maps'] = outcome.energy_maps
+        return outputs

@@ -26,11 +26,14 @@ class ThinkingTrajectory:
         final_energy: Energy of the last candidate, when ``score_final=True``.
         landscapes: The step index ``energy_fn`` saw at each step (repeats show where
             the random number of steps repeated the final landscape).
+        steps_used: ``(B,)`` steps each sample took, from :meth:`EnergyMinimizer.
+            minimize_until_converged` (adaptive compute); ``None`` otherwise.
     """
     candidates: List[torch.Tensor] = field(default_factory=list)
     energies: List[torch.Tensor] = field(default_factory=list)
     final_energy: Optional[torch.Tensor] = None
     landscapes: List[int] = field(default_factory=list)
+    steps_used: Optional[torch.Tensor] = None
 
     @property
     def final(self) -> torch.Tensor:
@@ -168,16 +171,8 @@ class EnergyMinimizer(nn.Module):
                 if use_langevin:
                     candidate = candidate + self.langevin_sigma * torch.randn_like(candidate)
                 energies = energy_fn(candidate, landscape)
-                grad, = torch.autograd.grad(energies.sum(), candidate, create_graph=graph_here)
-                if not torch.isfinite(grad).all():
-                    raise FloatingPointError(
-                        f'non-finite energy gradient at thinking step {index} (landscape '
-                        f'{landscape}); energies finite: {bool(torch.isfinite(energies).all())}. '
-                        'Lower alpha or the learning rate, or set grad_clamp.')
-                if self.grad_clamp is not None:
-                    bound = self.grad_clamp / self.alpha.clamp(min=self.min_alpha)
-                    grad = torch.maximum(torch.minimum(grad, bound), -bound)
-                candidate = candidate - step_size * grad
+                candidate = candidate - step_size * self._energy_grad(
+                    energies, candidate, graph_here, index, landscape)
                 if not graph_here:
                     candidate = candidate.detach()
                     energies = energies.detach()
@@ -187,6 +182,87 @@ class EnergyMinimizer(nn.Module):
             if score_final:
                 with torch.no_grad():
                     trajectory.final_energy = energy_fn(candidate.detach(), schedule[-1])
+        return trajectory
+
+    def _energy_grad(self, energies: torch.Tensor, candidate: torch.Tensor, create_graph: bool,
+                     index: int, landscape: int) -> torch.Tensor:
+        """dE/dy, checked for NaN/Inf and clamped (``grad_clamp``)."""
+        grad, = torch.autograd.grad(energies.sum(), candidate, create_graph=create_graph)
+        if not torch.isfinite(grad).all():
+            raise FloatingPointError(
+                f'non-finite energy gradient at thinking step {index} (landscape '
+                f'{landscape}); energies finite: {bool(torch.isfinite(energies).all())}. '
+                'Lower alpha or the learning rate, or set grad_clamp.')
+        if self.grad_clamp is not None:
+            bound = self.grad_clamp / self.alpha.clamp(min=self.min_alpha)
+            grad = torch.maximum(torch.minimum(grad, bound), -bound)
+        return grad
+
+    @torch.no_grad()
+    def minimize_until_converged(self,
+                                 energy_fn_for: Callable[[torch.Tensor], EnergyFn],
+                                 init: torch.Tensor,
+                                 tolerance: float,
+                                 max_steps: Optional[int] = None,
+                                 alpha: Optional[float] = None) -> ThinkingTrajectory:
+        """Inference with adaptive compute: each sample stops once its energy has converged.
+
+        A sample stops after step k when its energy changed by at most ``tolerance``
+        relative to the step before, ``|E_k - E_{k-1}| <= tolerance * |E_{k-1}|`` (energies
+        summed over frames / tokens), or when ``max_steps`` is reached. Stopped samples are
+        not evaluated again: each step only runs the samples still thinking.
+
+        Args:
+            energy_fn_for: ``energy_fn_for(index)`` returns the energy function of the
+                samples ``index`` (a long tensor into the batch), e.g. with their context.
+            init: Initial candidates (B, ...).
+            tolerance: Relative energy change under which a sample has converged (> 0).
+            max_steps: Step budget (default: ``num_steps``; longer thinking allowed).
+            alpha: Step size override.
+
+        Returns:
+            The trajectory over the full batch: a stopped sample keeps its candidate and
+            energy in later steps; ``steps_used`` says how many steps each sample took.
+        """
+        if tolerance <= 0:
+            raise ValueError(f'tolerance must be > 0, got {tolerance}')
+        schedule = self.landscape_schedule(max_steps or self.num_steps, randomize=False)
+        step_size = (self.alpha.clamp(min=self.min_alpha) if alpha is None else
+                     torch.tensor(float(alpha), device=init.device, dtype=init.dtype))
+        candidate = init.detach().clone()
+        batch = candidate.shape[0]
+        steps_used = torch.zeros(batch, dtype=torch.long, device=init.device)
+        active = torch.arange(batch, device=init.device)
+        previous = None  # energies (B,) of the step before, summed over frames
+        last_energies: Optional[torch.Tensor] = None
+        trajectory = ThinkingTrajectory(steps_used=steps_used)
+        for index, landscape in enumerate(schedule + [None]):
+            with torch.enable_grad():
+                current = candidate[active].requires_grad_()
+                energies = energy_fn_for(active)(
+                    current, schedule[-1] if landscape is None else landscape)
+            if last_energies is None:
+                last_energies = energies.new_zeros((batch, ) + tuple(energies.shape[1:]))
+            last_energies = last_energies.clone()
+            last_energies[active] = energies.detach()
+            total = last_energies.reshape(batch, -1).sum(1)
+            if landscape is None:  # the final candidates' energies
+                break
+            with torch.enable_grad():
+                grad = self._energy_grad(energies, current, False, index, landscape)
+            if previous is not None:
+                still = (total - previous)[active].abs() > tolerance * previous[active].abs()
+                active, current, grad = active[still], current[still], grad[still]
+                if len(active) == 0:
+                    break
+            previous = total
+            candidate = candidate.clone()
+            candidate[active] = current.detach() - step_size * grad
+            steps_used[active] += 1
+            trajectory.energies.append(last_energies)
+            trajectory.candidates.append(candidate)
+            trajectory.landscapes.append(landscape)
+        trajectory.final_energy = last_energies
         return trajectory
 
     def extra_repr(self) -> str:
