@@ -128,7 +128,7 @@ def test_self_verification_never_raises_the_energy():
 
 def test_thinking_longer_reuses_the_last_trained_landscape():
     model = ebt().eval()
-    pred, energies, trajectory = model.predict_next_latents(clips()[:, :-1], num_steps=5)
+    pred, energies, trajectory = model.predict_next_latents(clips()[:, :-1], num_steps=5)[:3]
     assert trajectory.shape == (6, 2, 4)
     # The energy falls along the trajectory on average for a small enough step.
     small = model.predict_next_latents(clips()[:, :-1], num_steps=5, alpha=0.01)[2]

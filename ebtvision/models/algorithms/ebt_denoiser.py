@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ebtvision.registry import MODELS
-from ..thinking import EnergyMinimizer, select_lowest_energy, trajectory_loss
+from ..thinking import EnergyMinimizer, ReplayBuffer, select_lowest_energy, trajectory_loss
 from .base_denoiser import BaseDenoiser
 
 RECONSTRUCTION_LOSSES = {
@@ -52,6 +52,9 @@ class EBTDenoiser(BaseDenoiser):
         backbone: Config of the energy model (:class:`BidirectionalEBT`).
         thinker: Config of :class:`EnergyMinimizer` (steps, alpha, S2 options).
         loss_type: ``'smooth_l1'`` (the reference code, beta 1) or ``'mse'`` (paper text).
+        replay_buffer: Config of :class:`ReplayBuffer` (S2; the reference code has none for
+            images): part of each batch restarts from the model's own earlier predictions
+            of buffered images, which it learns to refine further.
         test_cfg: Inference settings: ``num_steps`` (think longer), ``alpha``,
             ``num_candidates`` (self-verification, default 1), ``candidate_noise`` (std of
             the start perturbation of extra candidates, default 0.05), ``tolerance``
@@ -65,6 +68,7 @@ class EBTDenoiser(BaseDenoiser):
                  backbone: dict,
                  thinker: dict,
                  loss_type: str = 'smooth_l1',
+                 replay_buffer: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
@@ -75,6 +79,10 @@ class EBTDenoiser(BaseDenoiser):
         self.thinker = MODELS.build(thinker)
         if not isinstance(self.thinker, EnergyMinimizer):
             raise TypeError(f'thinker must build an EnergyMinimizer, got {type(self.thinker)}')
+        self.replay_buffer = MODELS.build(replay_buffer) if replay_buffer else None
+        if self.replay_buffer is not None and not isinstance(self.replay_buffer, ReplayBuffer):
+            raise TypeError(f'replay_buffer must build a ReplayBuffer, got '
+                            f'{type(self.replay_buffer)}')
         self.loss_type = loss_type
         self.loss_fn = RECONSTRUCTION_LOSSES[loss_type]
         self.test_cfg = dict(test_cfg or {})
@@ -85,19 +93,27 @@ class EBTDenoiser(BaseDenoiser):
 
     def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
         noisy, _ = self.add_noise(inputs, self.train_timestep)
-        trajectory = self.thinker(self.energy, noisy, create_graph=True)
-        loss = trajectory_loss(trajectory, inputs, self.loss_fn, self.thinker.truncate)
+        start, target, replayed = noisy, inputs, 0
+        if self.replay_buffer is not None:
+            batch, start, replayed = self.replay_buffer.mix(dict(target=inputs), noisy)
+            target = batch['target']
+        trajectory = self.thinker(self.energy, start, create_graph=True)
+        loss = trajectory_loss(trajectory, target, self.loss_fn, self.thinker.truncate)
+        if self.replay_buffer is not None:
+            self.replay_buffer.push(dict(target=target), trajectory.final)
         with torch.no_grad():
             # Names without 'loss' are logged but not optimised (MMEngine's parse_losses).
             logs = dict(
                 loss=loss,
-                final_step_mse=F.mse_loss(trajectory.final, inputs),
+                final_step_mse=F.mse_loss(trajectory.final, target),
                 noisy_mse=F.mse_loss(noisy, inputs),
                 energy_first_step=trajectory.energies[0].mean(),
                 alpha=self.thinker.alpha.detach().clone(),
             )
             if len(trajectory.energies) > 1:
                 logs['energy_drop'] = logs['energy_first_step'] - trajectory.energies[-1].mean()
+            if self.replay_buffer is not None:
+                logs['replayed'] = torch.tensor(float(replayed))
             return logs
 
     def think(self, noisy: torch.Tensor, num_steps: Optional[int] = None,

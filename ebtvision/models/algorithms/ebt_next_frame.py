@@ -86,16 +86,21 @@ class EBTNextFrame(NextFramePredictor):
                              num_steps: Optional[int] = None,
                              alpha: Optional[float] = None,
                              num_candidates: Optional[int] = None,
+                             tolerance: Optional[float] = None,
                              seed_offset: int = 0) -> Prediction:
         """Think from ``num_candidates`` seeded starts per clip; keep the best per frame.
 
         With a deterministic start (``'zeros'``, ``'last_frame'``) the first candidate is
         the plain start and the others add ``test_cfg.candidate_noise`` (default 0.1)
-        Gaussian noise to it.
+        Gaussian noise to it, kept to the latent directions the model sees (see
+        :meth:`NextFrameHead.init_candidates`). With ``tolerance`` (or
+        ``test_cfg.tolerance``) each clip stops thinking once its energy has converged;
+        ``num_steps`` is then the budget and ``steps_used`` is reported.
         """
         num_steps = num_steps or self.test_cfg.get('num_steps')
         alpha = alpha or self.test_cfg.get('alpha')
         count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
+        tolerance = tolerance if tolerance is not None else self.test_cfg.get('tolerance')
         batch = real.shape[0]
         # Per-sample seeded starts: (M, B, T, C, h, w), candidates folded into the batch.
         init = torch.stack([
@@ -108,13 +113,23 @@ class EBTNextFrame(NextFramePredictor):
         if not self.head.random_init:
             init[0] = self.head.init_candidates(real)  # the plain start stays a candidate
         folded_real = real.unsqueeze(0).expand(count, *real.shape).flatten(0, 1)
-        trajectory = self.thinker(self.energy_fn(folded_real), init.flatten(0, 1),
-                                  create_graph=False, randomize=False, score_final=True,
-                                  num_steps=num_steps, alpha=alpha)
+        if tolerance:
+            trajectory = self.thinker.minimize_until_converged(
+                lambda index: self.energy_fn(folded_real[index]), init.flatten(0, 1),
+                tolerance, max_steps=num_steps, alpha=alpha)
+        else:
+            trajectory = self.thinker(self.energy_fn(folded_real), init.flatten(0, 1),
+                                      create_graph=False, randomize=False, score_final=True,
+                                      num_steps=num_steps, alpha=alpha)
         energies = torch.stack(trajectory.energies + [trajectory.final_energy])
         energies = energies.unflatten(1, (count, batch))  # (S + 1, M, B, T)
         candidates = trajectory.final.unflatten(0, (count, batch))
         best, best_energy, choice = select_lowest_energy(candidates, energies[-1])
         chosen_trajectory = energies.gather(1, choice.expand(energies.shape[0], 1,
                                                              *choice.shape)).squeeze(1)
-        return best.detach(), best_energy.detach(), chosen_trajectory.detach()
+        steps_used = None
+        if trajectory.steps_used is not None:
+            # Frames may keep different candidates: report the clip's mean over candidates.
+            steps_used = trajectory.steps_used.unflatten(0, (count, batch)).float().mean(0)
+        return Prediction(best.detach(), best_energy.detach(), chosen_trajectory.detach(),
+                          steps_used)

@@ -4,7 +4,7 @@ A clip of ``L = context + 1`` frames is encoded to latents ``z_0 .. z_{L-1}`` (b
 frozen encoder, or read from the latent cache); the model sees the real frames
 ``z_0 .. z_{T-1}`` (T = L - 1) and predicts ``z_1 .. z_T``, all T in one pass.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -13,9 +13,14 @@ from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import NextFrameHead
 
-#: What ``predict_next_latents`` returns: predictions (B, T, C, h, w), final energies
-#: (B, T) or None, and energies along the thinking trajectory (steps + 1, B, T) or None.
-Prediction = Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]
+
+
+class Prediction(NamedTuple):
+    """What ``predict_next_latents`` returns."""
+    latents: torch.Tensor  #: (B, T, C, h, w) predicted next latents
+    energies: Optional[torch.Tensor] = None  #: (B, T) final energies (EBTs)
+    trajectory: Optional[torch.Tensor] = None  #: (steps + 1, B, T) energies along thinking
+    steps_used: Optional[torch.Tensor] = None  #: (B,) steps taken (adaptive compute)
 
 
 class NextFramePredictor(BaseModel):
@@ -145,7 +150,8 @@ class NextFramePredictor(BaseModel):
         if data_samples is None:
             data_samples = [VideoDataSample() for _ in range(inputs.shape[0])]
         latents = self.encode_inputs(inputs, data_samples)
-        pred, energies, trajectory = self.predict_next_latents(latents[:, :-1], data_samples)
+        prediction = self.predict_next_latents(latents[:, :-1], data_samples)
+        pred, energies, trajectory = prediction.latents, prediction.energies, prediction.trajectory
         decode = self.test_cfg.get('decode', True) and self.can_decode
         if decode:
             with torch.no_grad():
@@ -160,6 +166,8 @@ class NextFramePredictor(BaseModel):
             if energies is not None:
                 sample.energies = energies[position].detach().cpu()
                 sample.energy_trajectory = trajectory[:, position].detach().cpu()
+            if prediction.steps_used is not None:
+                sample.steps_used = prediction.steps_used[position].detach().cpu()
             if decode:
                 sample.pred_frames = pred_frames[position].detach().cpu()
                 sample.gt_frames = gt_frames[position].detach().cpu()
@@ -185,7 +193,7 @@ class NextFramePredictor(BaseModel):
         sequence = context
         frames, energies = [], []
         for index in range(num_frames):
-            pred, energy, _ = self.predict_next_latents(sequence, seed_offset=index, **kwargs)
+            pred, energy = self.predict_next_latents(sequence, seed_offset=index, **kwargs)[:2]
             frames.append(pred[:, -1])
             if energy is not None:
                 energies.append(energy[:, -1])

@@ -41,4 +41,4 @@ class TransformerPPNextFrame(NextFramePredictor):
                              data_samples: Optional[List[VideoDataSample]] = None,
                              **kwargs) -> Prediction:
         """One forward pass; thinking options (steps, candidates) do not apply."""
-        return self.head.predict(self.backbone(self.head.embed_latents(real))), None, None
+        return Prediction(self.head.predict(self.backbone(self.head.embed_latents(real))))

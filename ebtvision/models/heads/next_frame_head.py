@@ -101,7 +101,7 @@ class NextFrameHead(BaseModule):
             real: The real frames; candidate i predicts frame i + 1.
             generator: CPU generator of the random draws (seeded evaluation).
             noise_std: Extra Gaussian noise on a deterministic start (diversity for
-                self-verification).
+                self-verification), projected with :meth:`visible_part`.
         """
 
         def randn() -> torch.Tensor:
@@ -113,7 +113,21 @@ class NextFrameHead(BaseModule):
             return randn() * self.init_std
         start = (torch.zeros_like(real) if self.initial_candidate == 'zeros' else
                  real.detach().clone())
-        return start + noise_std * randn() if noise_std else start
+        return start + noise_std * self.visible_part(randn()) if noise_std else start
+
+    def visible_part(self, latents: torch.Tensor) -> torch.Tensor:
+        """Project latents (B, T, C, h, w) onto the directions the embedding reads.
+
+        The energy sees a candidate only through ``embed`` (latent -> width), so a step
+        of gradient descent moves it only within the row space of ``embed.weight``; noise
+        outside that space would never be removed. Perturbations for self-verification
+        are kept inside it.
+        """
+        with torch.no_grad():
+            basis, _ = torch.linalg.qr(self.embed.weight.detach().t().float())  # (L, D)
+            basis = basis.to(latents.dtype)
+            flat = latents.flatten(2)
+            return ((flat @ basis) @ basis.t()).view_as(latents)
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """(B, T, D) features -> (B, T, C, h, w) latents (Transformer++ only)."""
