@@ -161,3 +161,34 @@ def test_input_checks():
                                head=dict(type='NextFrameHead'))
     with pytest.raises(RuntimeError, match='Invalid mode'):
         model(clips(), samples(2), mode='nope')
+
+
+def test_candidate_noise_stays_where_the_energy_can_see_it():
+    model = ebt(head=dict(type='NextFrameHead', initial_candidate='last_frame')).eval()
+    noise = torch.randn(2, 4, *LATENT)
+    visible = model.head.visible_part(noise)
+    weight = model.head.embed.weight
+    # Same embedding as the full noise, and projecting twice changes nothing.
+    torch.testing.assert_close(visible.flatten(2) @ weight.t(), noise.flatten(2) @ weight.t())
+    torch.testing.assert_close(model.head.visible_part(visible), visible)
+    start = model.head.init_candidates(clips()[:, :-1], torch.Generator().manual_seed(0),
+                                       noise_std=0.1)
+    offset = start - clips()[:, :-1]
+    torch.testing.assert_close(model.head.visible_part(offset), offset)
+
+
+def test_adaptive_stopping_for_video():
+    model = ebt().eval()
+    real = clips()[:, :-1]
+    fixed = model.predict_next_latents(real, samples(2), num_steps=4)
+    loose = model.predict_next_latents(real, samples(2), num_steps=4, tolerance=10.0)
+    tight = model.predict_next_latents(real, samples(2), num_steps=4, tolerance=1e-12)
+    assert fixed.steps_used is None
+    assert loose.steps_used.tolist() == [1.0, 1.0]  # every clip stops after its first step
+    assert tight.steps_used.tolist() == [4.0, 4.0]
+    torch.testing.assert_close(tight.latents, fixed.latents)
+    predicted = model.predict(torch.cat([real, clips()[:, -1:]], 1), samples(2))
+    assert not hasattr(predicted[0], 'steps_used')
+    model.test_cfg['tolerance'] = 10.0
+    predicted = model.predict(torch.cat([real, clips()[:, -1:]], 1), samples(2))
+    assert float(predicted[0].steps_used) == 1.0

@@ -169,3 +169,58 @@ def test_invalid_options_are_rejected():
         EnergyMinimizer(final_landscape_repeats=(3, 1))
     with pytest.raises(ValueError):
         EnergyMinimizer(random_step_size_scale=0.5)
+
+
+def offset_quadratic(center: torch.Tensor, curvature: torch.Tensor, offset: float = 1.0):
+    """E = offset + curvature_b / 2 * ||y_b - center_b||^2: relative change shrinks to 0."""
+
+    def energy_for(index):
+        def energy(y, step):
+            return offset + 0.5 * curvature[index] * ((y - center[index])**2).flatten(1).sum(1)
+        return energy
+
+    return energy_for
+
+
+def test_adaptive_stopping_on_a_convex_energy():
+    center = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    curvature = torch.tensor([4.0, 1.0, 0.1])  # fast, medium, slow to converge (alpha 0.2)
+    thinker = EnergyMinimizer(num_steps=2, alpha=0.2, learnable_alpha=False).eval()
+    calls = []
+
+    def energy_for(index):
+        calls.append(len(index))
+        return offset_quadratic(center, curvature, offset=0.01)(index)
+
+    trajectory = thinker.minimize_until_converged(energy_for, torch.zeros(3, 4), tolerance=1e-3,
+                                                  max_steps=40)
+    used = trajectory.steps_used.tolist()
+    assert used[0] < used[1] < used[2] == 40  # the slow one hits the budget
+    # Each sample followed plain gradient descent for exactly its own number of steps.
+    for b, steps in enumerate(used):
+        expected = center[b] * (1 - (1 - 0.2 * curvature[b])**steps)
+        torch.testing.assert_close(trajectory.final[b], expected)
+    # Stopped samples are not evaluated again: the active batch only shrinks.
+    assert calls == sorted(calls, reverse=True) and calls[-1] == 1
+    assert sum(calls) < 3 * 41
+    # A stopped sample's energy is flat afterwards and its last change under tolerance.
+    energies = torch.stack(trajectory.energies + [trajectory.final_energy])
+    first = used[0]
+    assert (energies[first:, 0] == energies[first, 0]).all()
+    change = (energies[first, 0] - energies[first - 1, 0]).abs() / energies[first - 1, 0].abs()
+    assert change <= 1e-3
+
+
+def test_adaptive_matches_fixed_steps_while_thinking():
+    center = torch.randn(2, 3)
+    curvature = torch.tensor([1.0, 2.0])
+    thinker = EnergyMinimizer(num_steps=3, alpha=0.1, learnable_alpha=False).eval()
+    adaptive = thinker.minimize_until_converged(offset_quadratic(center, curvature),
+                                                torch.zeros(2, 3), tolerance=1e-9)
+    fixed = thinker(offset_quadratic(center, curvature)(torch.arange(2)), torch.zeros(2, 3),
+                    score_final=True)
+    assert adaptive.steps_used.tolist() == [3, 3]
+    torch.testing.assert_close(adaptive.final, fixed.final)
+    torch.testing.assert_close(torch.stack(adaptive.energies), torch.stack(fixed.energies))
+    with pytest.raises(ValueError, match='tolerance'):
+        thinker.minimize_until_converged(offset_quadratic(center, curvature), center, 0.0)
