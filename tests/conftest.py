@@ -108,7 +108,8 @@ val_dataloader = dict(batch_size=4, num_workers=0,
                       dataset=dict(type='ImageFolderDataset', data_root='{val_root}',
                                    test_mode=True, pipeline=_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = [dict(type='PSNRMetric'), dict(type='SSIMMetric', window_size=7)]
+val_evaluator = [dict(type='PSNRMetric'), dict(type='SSIMMetric', window_size=7),
+                 dict(type='ThinkingMetric')]
 test_evaluator = val_evaluator
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
                      clip_grad=dict(max_norm=1.0), paramwise_cfg=_paramwise)

@@ -31,8 +31,13 @@ def parse_args(argv=None):
                         help='EBT: energy-minimisation steps at inference (think longer)')
     parser.add_argument('--alpha', type=float, help='EBT: step size at inference')
     parser.add_argument('--num-candidates', type=int,
-                        help='EBT next-frame: self-verification over M candidates per clip '
-                        '(the lowest final energy is kept per frame)')
+                        help='EBT: self-verification over M candidates per image / clip (the '
+                        'lowest final energy is kept, per frame for video)')
+    parser.add_argument('--candidate-noise', type=float,
+                        help='EBT: std of the start perturbation of the extra candidates')
+    parser.add_argument('--tolerance', type=float,
+                        help='EBT: adaptive compute, stop a sample once its energy changes by '
+                        'less than this fraction per step (--thinking-steps is the budget)')
     parser.add_argument('--reverse-steps', type=int,
                         help='DiT: network evaluations of the reverse process')
     parser.add_argument('--reverse-method', choices=['ddpm', 'ddim'],
@@ -52,9 +57,9 @@ def apply_test_options(cfg: Config, args) -> None:
     """Map the command-line test options onto the model config, refusing mismatches."""
     model_type = cfg.model.get('type')
     restricted = [
-        ({'--thinking-steps': args.thinking_steps, '--alpha': args.alpha},
-         ('EBTDenoiser', 'EBTNextFrame'), 'EBT models'),
-        ({'--num-candidates': args.num_candidates}, ('EBTNextFrame', ), 'EBT next-frame models'),
+        ({'--thinking-steps': args.thinking_steps, '--alpha': args.alpha,
+          '--num-candidates': args.num_candidates, '--candidate-noise': args.candidate_noise,
+          '--tolerance': args.tolerance}, ('EBTDenoiser', 'EBTNextFrame'), 'EBT models'),
         ({'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method},
          ('DiTDenoiser', ), 'DiT models'),
         ({'--noise-levels': args.noise_levels}, ('EBTDenoiser', 'DiTDenoiser'), 'denoisers'),
@@ -70,8 +75,9 @@ def apply_test_options(cfg: Config, args) -> None:
         cfg.model.test_cfg.num_steps = args.thinking_steps
     if args.alpha is not None:
         cfg.model.test_cfg.alpha = args.alpha
-    if args.num_candidates is not None:
-        cfg.model.test_cfg.num_candidates = args.num_candidates
+    for option in ('num_candidates', 'candidate_noise', 'tolerance'):
+        if getattr(args, option) is not None:
+            cfg.model.test_cfg[option] = getattr(args, option)
     if args.reverse_steps is not None:
         cfg.model.test_cfg.num_steps = args.reverse_steps
     if args.reverse_method is not None:

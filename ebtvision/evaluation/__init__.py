@@ -2,10 +2,10 @@
 from .functional import (LPIPSScorer, build_lpips, mse, psnr, ssim, to_uint8_scale, topk_accuracy,
                          topk_correct)
 from .metrics import (AccuracyMetric, BaseDenoiseMetric, LPIPSMetric, NextFrameMetric,
-                      PSNRMetric, SSIMMetric)
+                      PSNRMetric, SSIMMetric, ThinkingMetric)
 
 __all__ = [
     'to_uint8_scale', 'mse', 'psnr', 'ssim', 'build_lpips', 'LPIPSScorer',
     'BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric',
-    'AccuracyMetric', 'topk_accuracy', 'topk_correct'
+    'ThinkingMetric', 'AccuracyMetric', 'topk_accuracy', 'topk_correct'
 ]

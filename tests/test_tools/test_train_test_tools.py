@@ -59,6 +59,14 @@ def test_test_tool_reports_metrics_with_test_time_options(tiny_config, tmp_path)
         assert f'denoise/{key}' in metrics, result.stdout[-2000:]
     assert metrics['denoise/noisy_psnr@0.1'] > metrics['denoise/noisy_psnr@0.3']
     assert osp.exists(osp.join(str(tmp_path / 'test'), 'denoise_vis', 'batch_0000.png'))
+    assert 'thinking/energy@0.3' in metrics and metrics['thinking/steps_used@0.1'] == 3
+    # Self-verification and adaptive stopping from the command line: a huge tolerance
+    # stops every candidate after its first step.
+    run_tool('tools/test.py', config, osp.join(work, 'iter_2.pth'), '--work-dir',
+             str(tmp_path / 'test2'), '--thinking-steps', '3', '--num-candidates', '2',
+             '--tolerance', '100', '--no-vis', '--out', out)
+    metrics = json.load(open(out))
+    assert metrics['thinking/steps_used@0.1'] == 1 and 'denoise/psnr@0.2' in metrics
     wrong = run_tool('tools/test.py', config, osp.join(work, 'iter_2.pth'),
                      '--reverse-steps', '5', check=False)
     assert wrong.returncode != 0 and 'applies to DiT models' in wrong.stderr

@@ -43,7 +43,8 @@ test_dataloader = dict(
     dataset=dict(type='ImageFolderDataset', data_root=f'{data_root}/val2014',
                  test_mode=True, pipeline=test_pipeline))
 
-val_evaluator = [dict(type='PSNRMetric'), dict(type='SSIMMetric')]
+# ThinkingMetric: EBTs' mean final energy and steps used per level (nothing for the DiT).
+val_evaluator = [dict(type='PSNRMetric'), dict(type='SSIMMetric'), dict(type='ThinkingMetric')]
 test_evaluator = val_evaluator
 
 data_hint = ('Put the COCO 2014 images under data/coco/train2014/ and data/coco/val2014/ '

@@ -53,5 +53,6 @@ val_dataloader = dict(
         ]))
 test_dataloader = val_dataloader
 
-val_evaluator = [dict(type='PSNRMetric'), dict(type='SSIMMetric')]
+# ThinkingMetric: EBTs' mean final energy and steps used per level (nothing for the DiT).
+val_evaluator = [dict(type='PSNRMetric'), dict(type='SSIMMetric'), dict(type='ThinkingMetric')]
 test_evaluator = val_evaluator

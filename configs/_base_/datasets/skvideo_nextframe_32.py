@@ -40,5 +40,6 @@ val_dataloader = dict(
                  test_mode=True, pipeline=val_pipeline, **_clip))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='NextFrameMetric')
-test_evaluator = dict(type='NextFrameMetric', per_frame=True)
+# ThinkingMetric: EBTs' steps used with adaptive stopping (nothing for Transformer++).
+val_evaluator = [dict(type='NextFrameMetric'), dict(type='ThinkingMetric')]
+test_evaluator = [dict(type='NextFrameMetric', per_frame=True), dict(type='ThinkingMetric')]

@@ -43,8 +43,9 @@ test_dataloader = dict(
     dataset=dict(type='SSv2Dataset', data_root=data_root, split='validation',
                  clip_start='first', test_mode=True, pipeline=video_pipeline, **_clip))
 
-val_evaluator = dict(type='NextFrameMetric')
-test_evaluator = dict(type='NextFrameMetric', per_frame=True)
+# ThinkingMetric: EBTs' steps used with adaptive stopping (nothing for Transformer++).
+val_evaluator = [dict(type='NextFrameMetric'), dict(type='ThinkingMetric')]
+test_evaluator = [dict(type='NextFrameMetric', per_frame=True), dict(type='ThinkingMetric')]
 
 data_hint = (
     'Put Something-Something V2 under data/ssv2/: the videos as data/ssv2/videos/<id>.webm '

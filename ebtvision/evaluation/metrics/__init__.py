@@ -2,8 +2,9 @@
 from .accuracy import AccuracyMetric, topk_accuracy, topk_correct
 from .image_quality import BaseDenoiseMetric, LPIPSMetric, PSNRMetric, SSIMMetric
 from .next_frame import NextFrameMetric
+from .thinking import ThinkingMetric
 
 __all__ = [
     'AccuracyMetric', 'topk_accuracy', 'topk_correct', 'BaseDenoiseMetric', 'PSNRMetric',
-    'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric'
+    'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric', 'ThinkingMetric'
 ]
