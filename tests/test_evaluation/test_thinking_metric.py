@@ -27,8 +27,7 @@ def test_video_samples_and_models_without_energies():
     clip.energies = torch.tensor([1.0, 3.0])
     clip.steps_used = torch.tensor(2.5)
     metric.process(None, [clip, VideoDataSample()])  # the second: a Transformer++ clip
-    assert metric.evaluate(2) == pytest.approx({'thinking/energy': 2.0,
-                                                'thinking/steps_used': 2.5})
+    assert metric.evaluate(2) == pytest.approx({'thinking/steps_used': 2.5})
     empty = ThinkingMetric()
     empty.process(None, [DenoiseDataSample()])
     assert empty.evaluate(1) == {}

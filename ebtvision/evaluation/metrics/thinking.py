@@ -1,10 +1,11 @@
 """How an EBT thought: mean final energy and steps used, per noise level (or per clip).
 
 Reads what EBT predictions carry: for denoisers the per-level dicts ``energies``
-(``(S + 1,)`` along the kept candidate's trajectory) and ``steps_used``; for next-frame
-models ``energies`` (``(T,)`` final energy per frame) and ``steps_used`` (with adaptive
-stopping). Reports ``thinking/energy[@level]`` and ``thinking/steps_used[@level]``;
-models without energies (DiT, Transformer++) report nothing.
+(``(S + 1,)`` along the kept candidate's trajectory) and ``steps_used``, reported as
+``thinking/energy@<level>`` and ``thinking/steps_used@<level>``; for next-frame models
+``steps_used`` (adaptive stopping), reported as ``thinking/steps_used`` (their energy is
+``NextFrameMetric``'s, which leaves out padded frames). Models without energies (DiT,
+Transformer++) report nothing.
 """
 from collections import defaultdict
 from typing import Dict, List, Sequence
@@ -35,10 +36,8 @@ class ThinkingMetric(BaseMetric):
                     values[f'energy@{level}'] = float(torch.as_tensor(trajectory)[-1])
                 for level, used in (steps or {}).items():
                     values[f'steps_used@{level}'] = float(used)
-            elif energies is not None:  # next-frame: final energy per frame
-                values['energy'] = float(torch.as_tensor(energies).float().mean())
-                if steps is not None:
-                    values['steps_used'] = float(steps)
+            elif steps is not None:  # next-frame with adaptive stopping
+                values['steps_used'] = float(steps)
             self.results.append(values)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
