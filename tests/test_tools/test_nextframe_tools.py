@@ -94,7 +94,7 @@ def test_train_then_test_next_frame(video_config, tmp_path, kind):
     if kind == 'tpp':
         wrong = run_tool('tools/test.py', config, osp.join(work, 'iter_4.pth'),
                          '--num-candidates', '2', check=False)
-        assert wrong.returncode != 0 and 'EBT next-frame models' in wrong.stderr
+        assert wrong.returncode != 0 and 'applies to EBT models' in wrong.stderr
 
 
 def test_interrupted_next_frame_run_resumes_exactly(video_config, tmp_path):
