@@ -19,4 +19,6 @@ optim_wrapper = dict(
 
 default_hooks = dict(
     checkpoint=dict(save_best='denoise/psnr@0.1', rule='greater'))
-custom_hooks = [dict(type='DenoiseVisualizationHook', interval=2000)]
+# ThinkingVisualizationHook: trajectory, per-patch energy map and energy curve (OOD level).
+custom_hooks = [dict(type='DenoiseVisualizationHook', interval=2000),
+                dict(type='ThinkingVisualizationHook', level=0.2)]

@@ -26,3 +26,6 @@ param_scheduler = [
 ]
 
 default_hooks = dict(checkpoint=dict(save_best='nextframe/smooth_l1', rule='less'))
+
+# Per-frame energies (the model's uncertainty) and energy vs thinking step at validation.
+custom_hooks = [dict(type='ThinkingVisualizationHook')]

@@ -15,3 +15,7 @@ model = dict(
 # alpha gets its own learning rate (multiplier ~3x alpha) and no weight decay.
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=9000.0, decay_mult=0.0)}))
+
+# Also draw the thinking: every step, the per-patch energy map, energy vs step (at 0.2, OOD).
+custom_hooks = [dict(type='DenoiseVisualizationHook', interval=200),
+                dict(type='ThinkingVisualizationHook', level=0.2)]

@@ -26,4 +26,4 @@ optim_wrapper = dict(
 
 default_hooks = dict(
     checkpoint=dict(save_best='nextframe/smooth_l1', rule='less'))
-custom_hooks = [dict(type='NextFrameVisualizationHook')]
+custom_hooks = [dict(type='NextFrameVisualizationHook'), dict(type='ThinkingVisualizationHook')]

@@ -13,11 +13,14 @@ def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
     return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
 
 
-def tile_row(tiles: Sequence[torch.Tensor], pad: int = 2) -> np.ndarray:
-    """(C, H, W) tensors side by side, each framed by ``pad`` white pixels."""
+def tile_row(tiles: Sequence, pad: int = 2) -> np.ndarray:
+    """Tiles side by side, each framed by ``pad`` white pixels.
+
+    A tile is a (C, H, W) tensor in [-1, 1] or an already drawn (H, W, 3) uint8 array.
+    """
     return np.concatenate([
-        np.pad(to_uint8_hwc(tile), ((pad, pad), (pad, pad), (0, 0)), constant_values=255)
-        for tile in tiles
+        np.pad(tile if isinstance(tile, np.ndarray) else to_uint8_hwc(tile),
+               ((pad, pad), (pad, pad), (0, 0)), constant_values=255) for tile in tiles
     ], axis=1)
 
 
