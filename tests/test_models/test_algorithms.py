@@ -123,7 +123,7 @@ def sloped_ebt(**kwargs):
 
 
 def test_self_verification_never_raises_the_energy():
-    model = sloped_ebt(test_cfg=dict(candidate_noise=0.1))
+    model = sloped_ebt()
     noisy = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
     single = model.think_verified(noisy, num_steps=2)
     verified = model.think_verified(noisy, num_steps=2, num_candidates=4,

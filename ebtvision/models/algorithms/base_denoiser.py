@@ -1,5 +1,5 @@
 """What the EBT denoiser and the DiT baseline share: noising, evaluation, packing."""
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -104,13 +104,13 @@ class BaseDenoiser(BaseModel):
         raise NotImplementedError
 
     def predict_level(self, noisy: torch.Tensor, noise_level: float,
-                      jitter_fn: Callable[[int], torch.Tensor]) -> Dict[str, torch.Tensor]:
+                      generator: torch.Generator) -> Dict[str, torch.Tensor]:
         """Denoise a batch noised at ``noise_level`` for evaluation.
 
         Returns batch tensors keyed by the data-sample field they fill: ``pred_imgs``,
         and whatever else the model reports (``energies``, ``energy_maps``...).
-        ``jitter_fn(m)`` gives deterministic per-sample standard-normal noise shaped like
-        the batch (stream ``m``) for models that need random starts.
+        ``generator`` is seeded from ``eval_seed``, the level and the batch's first
+        sample, for models that draw random numbers (self-verification).
         """
         denoised, energies = self.denoise(noisy, noise_level)
         outputs = dict(pred_imgs=denoised)
@@ -133,9 +133,10 @@ class BaseDenoiser(BaseModel):
         for level_index, level in enumerate(self.eval_noise_levels):
             noise = self.eval_noise(inputs, data_samples, level_index)
             noisy, _ = self.add_noise(inputs, self.schedule.timestep(level), noise)
-            outputs = self.predict_level(
-                noisy, level, lambda stream, index=level_index: self.eval_noise(
-                    inputs, data_samples, index + 1000 * stream))
+            first = int(data_samples[0].get('sample_idx', 0))
+            generator = torch.Generator().manual_seed(
+                (self.eval_seed * 1_000_003 + first) * 101 + level_index + 7)
+            outputs = self.predict_level(noisy, level, generator)
             outputs['noisy_imgs'] = noisy
             for name, batch in outputs.items():
                 fields.setdefault(name, {})[noise_level_key(level)] = batch

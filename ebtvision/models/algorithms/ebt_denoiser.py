@@ -1,7 +1,7 @@
 """Energy-Based Transformer image denoiser."""
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -56,8 +56,9 @@ class EBTDenoiser(BaseDenoiser):
             images): part of each batch restarts from the model's own earlier predictions
             of buffered images, which it learns to refine further.
         test_cfg: Inference settings: ``num_steps`` (think longer), ``alpha``,
-            ``num_candidates`` (self-verification, default 1), ``candidate_noise`` (std of
-            the start perturbation of extra candidates, default 0.05), ``tolerance``
+            ``num_candidates`` (self-verification, default 1), ``candidate_step_scale``
+            and ``candidate_noise`` (how extra candidates differ, see
+            :meth:`think_verified`), ``tolerance``
             (adaptive compute: stop a candidate once its energy converged; ``num_steps``
             is then the budget), ``energy_maps`` (add per-patch energy maps to
             predictions, default True).
@@ -116,12 +117,15 @@ class EBTDenoiser(BaseDenoiser):
                 logs['replayed'] = torch.tensor(float(replayed))
             return logs
 
-    def think(self, noisy: torch.Tensor, num_steps: Optional[int] = None,
-              alpha: Optional[float] = None):
-        """Run inference-mode thinking from ``noisy`` and return the whole trajectory."""
+    def think(self, noisy: torch.Tensor, num_steps: Optional[int] = None, alpha=None):
+        """Run inference-mode thinking from ``noisy`` and return the whole trajectory.
+
+        ``alpha``: the step size, a number or one per image ``(B,)``.
+        """
         return self.thinker(self.energy, noisy, create_graph=False, randomize=False,
                             score_final=True, num_steps=num_steps or self.test_cfg.get(
-                                'num_steps'), alpha=alpha or self.test_cfg.get('alpha'))
+                                'num_steps'),
+                            alpha=alpha if alpha is not None else self.test_cfg.get('alpha'))
 
     def think_verified(self,
                        noisy: torch.Tensor,
@@ -130,13 +134,15 @@ class EBTDenoiser(BaseDenoiser):
                        num_candidates: Optional[int] = None,
                        tolerance: Optional[float] = None,
                        generator: Optional[torch.Generator] = None,
-                       jitter: Optional[torch.Tensor] = None,
                        energy_maps: bool = False) -> DenoiseThinking:
         """System 2 inference: M candidates, optional early stop, the best kept per image.
 
-        Candidate 0 starts from ``noisy`` itself; candidate m > 0 from ``noisy`` plus
-        Gaussian noise of std ``test_cfg.candidate_noise``: ``jitter[m - 1]`` (standard
-        normal, ``(M - 1, B, C, H, W)``) when given, else drawn from ``generator``.
+        Candidate 0 is the plain run: it starts from ``noisy`` with step size alpha. The
+        start is deterministic, so the other candidates differ by how they descend: each
+        draws its step size log-uniformly from ``[alpha / s, alpha * s]`` (``s`` =
+        ``test_cfg.candidate_step_scale``, default 2, the S2 random step size) and may
+        start from ``noisy`` plus Gaussian noise of std ``test_cfg.candidate_noise``
+        (default 0: added noise mostly raises the energy), both drawn from ``generator``.
         All M x B candidates think as one batch; per image the one with the lowest final
         energy is kept, so the result never has a higher energy than the single-candidate
         run. With ``tolerance`` each candidate stops once its energy has converged (see
@@ -152,13 +158,19 @@ class EBTDenoiser(BaseDenoiser):
         batch = noisy.shape[0]
         starts = noisy.unsqueeze(0).repeat(count, *([1] * noisy.dim()))
         if count > 1:
-            std = float(self.test_cfg.get('candidate_noise', 0.05))
-            if jitter is None:
+            scale = float(self.test_cfg.get('candidate_step_scale', 2.0))
+            std = float(self.test_cfg.get('candidate_noise', 0.0))
+            if scale < 1 or std < 0 or (scale == 1 and std == 0):
+                raise ValueError('self-verification needs candidates that differ: set '
+                                 'test_cfg.candidate_step_scale > 1 and/or candidate_noise > 0 '
+                                 f'(got {scale} and {std})')
+            base = float(alpha or self.thinker.alpha.detach().clamp(min=self.thinker.min_alpha))
+            exponents = torch.rand(count - 1, batch, generator=generator) * 2 - 1
+            sizes = torch.cat([torch.ones(1, batch), scale**exponents]) * base
+            alpha = sizes.flatten().to(device=noisy.device, dtype=noisy.dtype)
+            if std:
                 jitter = torch.randn(starts[1:].shape, generator=generator)
-            if jitter.shape != starts[1:].shape:
-                raise ValueError(f'jitter must have shape {tuple(starts[1:].shape)}, got '
-                                 f'{tuple(jitter.shape)}')
-            starts[1:] += std * jitter.to(device=noisy.device, dtype=noisy.dtype)
+                starts[1:] += std * jitter.to(device=noisy.device, dtype=noisy.dtype)
         starts = starts.flatten(0, 1)
         if tolerance:
             trajectory = self.thinker.minimize_until_converged(
@@ -193,10 +205,8 @@ class EBTDenoiser(BaseDenoiser):
         return outcome.final.clamp(-1, 1), outcome.energies
 
     def predict_level(self, noisy: torch.Tensor, noise_level: float,
-                      jitter_fn: Callable[[int], torch.Tensor]) -> Dict[str, torch.Tensor]:
-        count = int(self.test_cfg.get('num_candidates', 1))
-        jitter = torch.stack([jitter_fn(m) for m in range(1, count)]) if count > 1 else None
-        outcome = self.think_verified(noisy, jitter=jitter,
+                      generator: torch.Generator) -> Dict[str, torch.Tensor]:
+        outcome = self.think_verified(noisy, generator=generator,
                                       energy_maps=self.test_cfg.get('energy_maps', True))
         outputs = dict(pred_imgs=outcome.final.clamp(-1, 1), energies=outcome.energies,
                        steps_used=outcome.steps_used)

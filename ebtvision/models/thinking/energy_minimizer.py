@@ -5,7 +5,7 @@ this module runs gradient descent on the candidate and returns the trajectory. W
 candidate is (pixels, latents, logits) is the task's business, not the loop's.
 """
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -138,7 +138,7 @@ class EnergyMinimizer(nn.Module):
                 num_steps: Optional[int] = None,
                 randomize: Optional[bool] = None,
                 score_final: bool = False,
-                alpha: Optional[float] = None) -> ThinkingTrajectory:
+                alpha: Optional[Union[float, torch.Tensor]] = None) -> ThinkingTrajectory:
         """Run the loop.
 
         Args:
@@ -150,13 +150,14 @@ class EnergyMinimizer(nn.Module):
             randomize: Use the random step size / steps / Langevin noise (default:
                 ``self.training``; Langevin at eval also needs ``langevin_at_eval``).
             score_final: Also evaluate the energy of the final candidate.
-            alpha: Override the step size (inference only; it is not learned then).
+            alpha: Override the step size (inference only; it is not learned then): a
+                number or a (B,) tensor, one per sample.
         """
         create_graph = self.training if create_graph is None else create_graph
         randomize = self.training if randomize is None else randomize
         schedule = self.landscape_schedule(num_steps or self.num_steps, randomize)
-        step_size = (self.step_sizes(init, randomize) if alpha is None else torch.tensor(
-            float(alpha), device=init.device, dtype=init.dtype))
+        step_size = (self.step_sizes(init, randomize) if alpha is None else
+                     self.given_step_size(alpha, init))
         if not create_graph:
             step_size = step_size.detach()
         use_langevin = self.langevin_sigma > 0 and (randomize or self.langevin_at_eval)
@@ -184,6 +185,17 @@ class EnergyMinimizer(nn.Module):
                     trajectory.final_energy = energy_fn(candidate.detach(), schedule[-1])
         return trajectory
 
+    @staticmethod
+    def given_step_size(alpha, init: torch.Tensor) -> torch.Tensor:
+        """An inference step size: a number, or one per sample ``(B,)`` (broadcast)."""
+        size = torch.as_tensor(alpha, device=init.device, dtype=init.dtype)
+        if size.dim() == 0:
+            return size
+        if size.shape != init.shape[:1]:
+            raise ValueError(f'per-sample alpha must have shape ({init.shape[0]},), got '
+                             f'{tuple(size.shape)}')
+        return size.reshape(-1, *([1] * (init.dim() - 1)))
+
     def _energy_grad(self, energies: torch.Tensor, candidate: torch.Tensor, create_graph: bool,
                      index: int, landscape: int) -> torch.Tensor:
         """dE/dy, checked for NaN/Inf and clamped (``grad_clamp``)."""
@@ -204,7 +216,7 @@ class EnergyMinimizer(nn.Module):
                                  init: torch.Tensor,
                                  tolerance: float,
                                  max_steps: Optional[int] = None,
-                                 alpha: Optional[float] = None) -> ThinkingTrajectory:
+                                 alpha: Optional[Union[float, torch.Tensor]] = None) -> ThinkingTrajectory:
         """Inference with adaptive compute: each sample stops once its energy has converged.
 
         A sample stops after step k when its energy changed by at most ``tolerance``
@@ -218,7 +230,7 @@ class EnergyMinimizer(nn.Module):
             init: Initial candidates (B, ...).
             tolerance: Relative energy change under which a sample has converged (> 0).
             max_steps: Step budget (default: ``num_steps``; longer thinking allowed).
-            alpha: Step size override.
+            alpha: Step size override: a number or one per sample (B,).
 
         Returns:
             The trajectory over the full batch: a stopped sample keeps its candidate and
@@ -227,8 +239,8 @@ class EnergyMinimizer(nn.Module):
         if tolerance <= 0:
             raise ValueError(f'tolerance must be > 0, got {tolerance}')
         schedule = self.landscape_schedule(max_steps or self.num_steps, randomize=False)
-        step_size = (self.alpha.clamp(min=self.min_alpha) if alpha is None else
-                     torch.tensor(float(alpha), device=init.device, dtype=init.dtype))
+        step_size = (self.alpha.clamp(min=self.min_alpha).detach() if alpha is None else
+                     self.given_step_size(alpha, init))
         candidate = init.detach().clone()
         batch = candidate.shape[0]
         steps_used = torch.zeros(batch, dtype=torch.long, device=init.device)
@@ -257,7 +269,8 @@ class EnergyMinimizer(nn.Module):
                     break
             previous = total
             candidate = candidate.clone()
-            candidate[active] = current.detach() - step_size * grad
+            size = step_size[active] if step_size.dim() else step_size
+            candidate[active] = current.detach() - size * grad
             steps_used[active] += 1
             trajectory.energies.append(last_energies)
             trajectory.candidates.append(candidate)
