@@ -136,13 +136,13 @@ def ebt_rows(model, batches, args, is_denoiser: bool) -> List[dict]:
         for level in levels:
             key = '' if level is None else f'@{level:g}'
             used = values.get(f'steps_used{key}', float(steps))
-            row = dict(model='EBT', steps=steps, candidates=count, tolerance=tolerance,
-                       steps_used=used, forward_passes=count * (used + 1),
+            row = dict(model='EBT', noise_level=level, steps=steps, candidates=count,
+                       tolerance=tolerance, steps_used=used, forward_passes=count * (used + 1),
                        backward_passes=count * used,
                        seconds_per_sample=values['seconds_per_sample'])
             row['passes'] = row['forward_passes'] + row['backward_passes']
             if is_denoiser:
-                row.update(noise_level=level, psnr=values[f'psnr{key}'],
+                row.update(psnr=values[f'psnr{key}'],
                            noisy_psnr=values[f'noisy_psnr{key}'],
                            mean_final_energy=values.get(f'energy{key}'))
             else:
