@@ -7,8 +7,10 @@ Open the printed address (http://127.0.0.1:7860 by default). Upload an image or 
 one of the bundled photos (scikit-image's, the four held out of the quick-start's
 training), choose a noise level and a number of thinking steps, and press Denoise: the
 page shows the noisy input, the EBT's result (and the DiT baseline's with
-``--dit-config``/``--dit-checkpoint``) with PSNR / SSIM against the clean image, every
-thinking step as a gallery, and the energy after each step.
+``--dit-config``/``--dit-checkpoint``) with PSNR / SSIM against the clean image, the
+EBT's per-patch energy map (its uncertainty), every thinking step as a gallery, and the
+energy after each step. Self-verification (M candidates) and adaptive stopping (a
+tolerance on the energy change) have their own sliders.
 
 Without a trained model: train the quick-start first (about 3.5 minutes on a 2-core CPU),
 which writes the default checkpoint::
@@ -38,6 +40,7 @@ import numpy as np  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from ebtvision.visualization.energy import overlay_heatmap  # noqa: E402
 
 DEFAULT_CONFIG = osp.join('configs', 'quickstart', 'ebt_denoise_skimage.py')
 DEFAULT_CHECKPOINT = osp.join('work_dirs', 'ebt_denoise_skimage', 'iter_600.pth')
@@ -51,6 +54,7 @@ GET_A_MODEL = (
     '--dit-checkpoint work_dirs/dit_denoise_skimage/iter_600.pth):\n'
     '    python tools/train.py configs/quickstart/dit_denoise_skimage.py')
 MAX_THINKING_STEPS = 16
+MAX_CANDIDATES = 8
 
 
 def parse_args(argv=None):
@@ -134,15 +138,18 @@ def _fmt(value: Optional[float], digits: int) -> str:
 
 
 def metrics_table(rows) -> str:
-    """Markdown table: one row per image shown (name, result or None)."""
-    lines = ['| image | PSNR (dB) | SSIM | steps | time (s) |', '|---|---|---|---|---|']
+    """Markdown table: one row per image shown (name, result, 'noisy' or 'result')."""
+    lines = ['| image | PSNR (dB) | SSIM | steps (used) | candidates | time (s) |',
+             '|---|---|---|---|---|---|']
     for name, result, which in rows:
         if which == 'noisy':
             lines.append(f'| {name} | {_fmt(result.noisy_psnr, 2)} | '
-                         f'{_fmt(result.noisy_ssim, 3)} | - | - |')
+                         f'{_fmt(result.noisy_ssim, 3)} | - | - | - |')
         else:
+            used = '' if result.steps_used is None else f' ({result.steps_used:.1f})'
             lines.append(f'| {name} | {_fmt(result.psnr, 2)} | {_fmt(result.ssim, 3)} | '
-                         f'{result.num_steps} | {result.seconds:.2f} |')
+                         f'{result.num_steps}{used} | {result.num_candidates} | '
+                         f'{result.seconds:.2f} |')
     return '\n'.join(lines)
 
 
@@ -157,8 +164,12 @@ class DenoiseDemo:
 
     # ----------------------------------------------------------------- handler
     def denoise(self, image_path, noise_level, thinking_steps, already_noisy, seed,
-                dit_steps=None):
-        """One request: returns the values of the page's output components."""
+                dit_steps=None, num_candidates=1, tolerance=0.0):
+        """One request: returns the values of the page's output components.
+
+        ``num_candidates`` > 1 turns on self-verification; ``tolerance`` > 0 lets each
+        tile stop thinking once its energy has converged (``thinking_steps`` = budget).
+        """
         import gradio as gr
 
         from ebtvision.apis import ImageInputError
@@ -171,7 +182,8 @@ class DenoiseDemo:
         name = osp.basename(str(image_path))
         try:
             ebt = self.ebt(image_path, noise_level=level, num_steps=int(thinking_steps),
-                           seed=int(seed or 0))
+                           num_candidates=int(num_candidates or 1),
+                           tolerance=float(tolerance) or None, seed=int(seed or 0))
             dit = None
             if self.dit is not None:
                 dit = self.dit(image_path, noise_level=level, num_steps=int(dit_steps or 0)
@@ -182,10 +194,9 @@ class DenoiseDemo:
         except ValueError as error:
             raise gr.Error(str(error), title='Bad setting') from None
 
-        rows = [('noisy input', ebt, 'noisy'),
-                (f'EBT ({ebt.num_steps} step{"s" if ebt.num_steps > 1 else ""})', ebt, 'result')]
+        rows = [('noisy input', ebt, 'noisy'), ('EBT', ebt, 'result')]
         if dit is not None:
-            rows.append((f'DiT ({dit.num_steps} reverse steps)', dit, 'result'))
+            rows.append(('DiT (reverse steps)', dit, 'result'))
         if ebt.psnr is None:
             table = ('The input was treated as already noisy, so there is no clean image to '
                      'measure PSNR / SSIM against.\n\n' + metrics_table(rows))
@@ -200,14 +211,16 @@ class DenoiseDemo:
             noise_level=level,
             ebt=self._summary(ebt),
             dit=None if dit is None else self._summary(dit))
+        heat = overlay_heatmap(to_uint8(ebt.denoised), ebt.energy_map, alpha=0.6)
         return (to_uint8(ebt.noisy), to_uint8(ebt.denoised),
-                to_uint8(dit.denoised) if dit is not None else None, table, gallery,
+                to_uint8(dit.denoised) if dit is not None else None, heat, table, gallery,
                 energy_figure(ebt.energies), details)
 
     @staticmethod
     def _summary(result) -> dict:
         return dict(psnr=result.psnr, ssim=result.ssim, noisy_psnr=result.noisy_psnr,
                     noisy_ssim=result.noisy_ssim, steps=result.num_steps,
+                    steps_used=result.steps_used, candidates=result.num_candidates,
                     energies=result.energies, seconds=round(result.seconds, 4))
 
     # ----------------------------------------------------------------- page
@@ -249,6 +262,14 @@ class DenoiseDemo:
                                       'is out of distribution')
                     steps = gr.Slider(1, MAX_THINKING_STEPS, value=default_steps, step=1,
                                       label='EBT thinking steps')
+                    candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1,
+                                           label='EBT self-verification candidates',
+                                           info='M candidates per tile (step sizes differ); '
+                                           'the lowest final energy is kept')
+                    tolerance = gr.Slider(0.0, 0.05, value=0.0, step=0.001,
+                                          label='EBT adaptive stop (relative energy change)',
+                                          info='0 = always run every step; else a tile stops '
+                                          'once its energy changes by less than this')
                     dit_steps = gr.Slider(1, 100, step=1, label='DiT reverse steps',
                                           value=self.dit.default_steps if self.dit else 100,
                                           visible=self.dit is not None)
@@ -269,6 +290,8 @@ class DenoiseDemo:
                         dit_out = gr.Image(label='DiT denoised', format='png',
                                            interactive=False, height=280,
                                            visible=self.dit is not None)
+                        heat_out = gr.Image(label='EBT energy map (bright = uncertain)',
+                                            format='png', interactive=False, height=280)
                     table = gr.Markdown()
                     with gr.Row():
                         gallery = gr.Gallery(label='Thinking trajectory', format='png',
@@ -276,8 +299,9 @@ class DenoiseDemo:
                         plot = gr.Plot(label='Energy per thinking step')
                     with gr.Accordion('Numbers (JSON)', open=False):
                         details = gr.JSON()
-            inputs = [image, noise, steps, already_noisy, seed, dit_steps]
-            outputs = [noisy_out, ebt_out, dit_out, table, gallery, plot, details]
+            inputs = [image, noise, steps, already_noisy, seed, dit_steps, candidates,
+                      tolerance]
+            outputs = [noisy_out, ebt_out, dit_out, heat_out, table, gallery, plot, details]
             button.click(self.denoise, inputs, outputs, api_name='denoise')
             if self.ebt is not None and self.examples:
                 page.load(self.denoise, inputs, outputs, api_name=False)

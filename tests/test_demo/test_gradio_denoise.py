@@ -87,23 +87,29 @@ def test_denoise_request_through_gradio_client(app, tmp_path):
     path = str(tmp_path / 'photo.png')
     cv2.imwrite(path, clean[:, :, ::-1])
     client = Client(app['url'], verbose=False)
-    noisy, ebt, dit, table, gallery, _plot, details = client.predict(
-        handle_file(path), 0.1, 3, False, 1, 2, api_name='/denoise')
+    noisy, ebt, dit, heat, table, gallery, _plot, details = client.predict(
+        handle_file(path), 0.1, 3, False, 1, 2, 2, 0.0, api_name='/denoise')
 
     def read(file):
         return cv2.imread(file, cv2.IMREAD_UNCHANGED)[:, :, ::-1].astype(np.float64)
 
     assert read(noisy).shape == read(ebt).shape == read(dit).shape == (24, 30, 3)
+    assert read(heat).shape == (24, 30, 3) and not np.array_equal(read(heat), read(ebt))
     tiles = len(tile_starts(24, 16, 4)) * len(tile_starts(30, 16, 4))  # overlap: tile / 4
     assert details['image'] == dict(name='photo.png', height=24, width=30, tiles=tiles)
     assert details['ebt']['steps'] == 3 and len(details['ebt']['energies']) == 4
+    assert details['ebt']['candidates'] == 2 and details['ebt']['steps_used'] == 3
     assert details['dit']['steps'] == 2 and details['dit']['energies'] is None
     assert len(gallery) == 4 and gallery[1]['caption'].startswith('step 1: E ')
     # The numbers describe the images sent back (PNG, 8 bits: within rounding).
     for image, key in ((noisy, 'noisy_psnr'), (ebt, 'psnr')):
         mse = np.mean((read(image) - clean)**2)
         assert 10 * np.log10(255**2 / mse) == pytest.approx(details['ebt'][key], abs=0.1)
-    assert f"{details['ebt']['psnr']:.2f}" in table and 'DiT (2 reverse steps)' in table
+    assert f"{details['ebt']['psnr']:.2f}" in table and 'DiT (reverse steps)' in table
+    # Adaptive stopping from the page: tiles stop before the budget of 8 steps.
+    details = client.predict(handle_file(path), 0.1, 8, False, 1, 2, 1, 0.05,
+                             api_name='/denoise')[-1]
+    assert 1 <= details['ebt']['steps_used'] < 8
 
 
 def test_bad_upload_gets_a_clear_message(app, tmp_path):
@@ -112,11 +118,11 @@ def test_bad_upload_gets_a_clear_message(app, tmp_path):
     bad = tmp_path / 'notes.png'
     bad.write_text('this is not an image')
     with pytest.raises(Exception, match='notes.png: OpenCV cannot decode it'):
-        client.predict(handle_file(str(bad)), 0.1, 1, False, 0, 2, api_name='/denoise')
+        client.predict(handle_file(str(bad)), 0.1, 1, False, 0, 2, 1, 0.0, api_name='/denoise')
     big = tmp_path / 'big.png'
     big.write_bytes(os.urandom(2 * 1024 * 1024))  # over --max-upload-mb 1
     with pytest.raises(Exception, match='maximum file size'):
-        client.predict(handle_file(str(big)), 0.1, 1, False, 0, 2, api_name='/denoise')
+        client.predict(handle_file(str(big)), 0.1, 1, False, 0, 2, 1, 0.0, api_name='/denoise')
 
 
 def test_missing_checkpoint_is_explained_in_the_page(tmp_path):

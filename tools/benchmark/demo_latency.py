@@ -81,7 +81,7 @@ def main(argv=None) -> None:
         client = Client(f'http://127.0.0.1:{demo_args.port}/', verbose=False)
         with tempfile.TemporaryDirectory() as folder:
             image = test_image(args.size, folder)
-            client.predict(handle_file(image), 0.1, 1, False, 0, args.dit_steps,
+            client.predict(handle_file(image), 0.1, 1, False, 0, args.dit_steps, 1, 0.0,
                            api_name='/denoise')  # warm-up
             print(f'{args.size}x{args.size} px image, {ebt.tile_size} px model tiles, '
                   f'{torch.get_num_threads()} threads, median of {args.repeats} requests')
@@ -93,7 +93,7 @@ def main(argv=None) -> None:
                 for _ in range(args.repeats):
                     start = time.perf_counter()
                     details = client.predict(handle_file(image), 0.1, steps, False, 0,
-                                             args.dit_steps, api_name='/denoise')[-1]
+                                             args.dit_steps, 1, 0.0, api_name='/denoise')[-1]
                     rounds.append(time.perf_counter() - start)
                     ebt_parts.append(details['ebt']['seconds'])
                     if details['dit']:
