@@ -127,7 +127,7 @@ def energy_figure(energies: Sequence[float]):
     axes = figure.add_subplot()
     axes.plot(range(len(energies)), energies, marker='o', color='tab:blue')
     axes.set_xlabel('thinking step (0 = noisy start)')
-    axes.set_ylabel('energy (lower = more compatible)')
+    axes.set_ylabel('energy')
     axes.set_xticks(range(len(energies)))
     axes.grid(alpha=0.3)
     return figure
@@ -228,7 +228,9 @@ class DenoiseDemo:
         lines = ['# Energy-Based Transformer denoising',
                  'The EBT scores how compatible a candidate image is with clean photos '
                  '(its *energy*) and denoises by gradient descent on that energy: each '
-                 '*thinking step* is one step downhill. More steps = thinking longer.']
+                 '*thinking step* is one step downhill. More steps = thinking longer. The '
+                 '*energy map* shows the final energy of every patch: bright patches are '
+                 'the ones the model finds least plausible (its uncertainty).']
         if self.ebt is not None:
             model = self.ebt
             lines.append(f'EBT: `{osp.basename(str(model.model.cfg.filename))}`, trained on '
@@ -290,7 +292,7 @@ class DenoiseDemo:
                         dit_out = gr.Image(label='DiT denoised', format='png',
                                            interactive=False, height=280,
                                            visible=self.dit is not None)
-                        heat_out = gr.Image(label='EBT energy map (bright = uncertain)',
+                        heat_out = gr.Image(label='EBT energy map',
                                             format='png', interactive=False, height=280)
                     table = gr.Markdown()
                     with gr.Row():
