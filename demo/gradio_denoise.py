@@ -315,20 +315,22 @@ def upload_component(**kwargs):
 
     Gradio's own image input fails on a file PIL cannot open with a generic "could not
     preprocess" error; here the file goes on to ``load_image`` (OpenCV reads more
-    formats, e.g. 16-bit TIFFs) and a bad one gets a message naming the problem.
+    formats, e.g. 16-bit TIFFs) and a bad one gets a message naming the problem. The
+    instance's method is wrapped rather than the class subclassed: Gradio writes a
+    ``.pyi`` stub beside the source of every component subclass.
     """
     import gradio as gr
+    image = gr.Image(**kwargs)
+    gradio_preprocess = image.preprocess
 
-    class UploadedImage(gr.Image):
-        is_template = True  # drawn by the frontend's ordinary image component
+    def preprocess(payload):
+        try:
+            return gradio_preprocess(payload)
+        except Exception:  # noqa: BLE001  reported by the handler instead
+            return str(payload.path) if payload is not None and payload.path else None
 
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except Exception:  # noqa: BLE001  reported by the handler instead
-                return str(payload.path) if payload is not None and payload.path else None
-
-    return UploadedImage(**kwargs)
+    image.preprocess = preprocess
+    return image
 
 
 def theme():
