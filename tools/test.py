@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ebtvision.engine import atomic_write  # noqa: E402
 from ebtvision.utils import (DataNotFoundError, check_data_roots, register_all_modules,  # noqa
-                             setup_cpu_distributed)
+                             setup_cpu_distributed, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -111,6 +111,7 @@ def main(argv=None) -> None:
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
+    teardown_distributed()
     out = args.out or osp.join(cfg.work_dir, 'metrics.json')
     atomic_write(json.dumps(metrics, indent=2, sort_keys=True).encode(), out)
     print(json.dumps(metrics, indent=2, sort_keys=True))

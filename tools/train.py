@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ebtvision.engine import find_resumable_checkpoint  # noqa: E402
 from ebtvision.utils import (DataNotFoundError, check_data_roots, register_all_modules,  # noqa
-                             setup_cpu_distributed)
+                             setup_cpu_distributed, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -77,6 +77,7 @@ def main(argv=None) -> None:
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

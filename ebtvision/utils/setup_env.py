@@ -55,3 +55,16 @@ def setup_cpu_distributed(cfg) -> None:
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                      broadcast_buffers=False)
+
+
+def teardown_distributed() -> None:
+    """Destroy the process group, if any, before the interpreter exits.
+
+    Left alive, gloo's background threads can abort a finished process at exit
+    ("terminate called without an active exception"), turning a good run into a failure.
+    """
+    import torch.distributed as torch_dist
+
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
