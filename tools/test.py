@@ -59,7 +59,8 @@ def apply_test_options(cfg: Config, args) -> None:
     restricted = [
         ({'--thinking-steps': args.thinking_steps, '--alpha': args.alpha,
           '--num-candidates': args.num_candidates, '--candidate-noise': args.candidate_noise,
-          '--tolerance': args.tolerance}, ('EBTDenoiser', 'EBTNextFrame'), 'EBT models'),
+          '--tolerance': args.tolerance},
+         ('EBTDenoiser', 'EBTNextFrame', 'EBTLanguageModel'), 'EBT models'),
         ({'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method},
          ('DiTDenoiser', ), 'DiT models'),
         ({'--noise-levels': args.noise_levels}, ('EBTDenoiser', 'DiTDenoiser'), 'denoisers'),

@@ -41,3 +41,8 @@ __all__ += [
     'ImageNetDataset', 'IdxImageDataset', 'read_idx', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES',
     'drop_unreadable', 'PackClassifyInputs'
 ]
+from . import text  # noqa: E402
+from .text import DyckDataset, PackedTextDataset  # noqa: E402
+from .transforms import PackTextInputs  # noqa: E402
+
+__all__ += ['text', 'DyckDataset', 'PackedTextDataset', 'PackTextInputs']

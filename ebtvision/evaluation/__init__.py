@@ -2,10 +2,10 @@
 from .functional import (LPIPSScorer, build_lpips, mse, psnr, ssim, to_uint8_scale, topk_accuracy,
                          topk_correct)
 from .metrics import (AccuracyMetric, BaseDenoiseMetric, LPIPSMetric, NextFrameMetric,
-                      PSNRMetric, SSIMMetric, ThinkingMetric)
+                      PSNRMetric, SSIMMetric, ThinkingMetric, LanguageModelMetric)
 
 __all__ = [
     'to_uint8_scale', 'mse', 'psnr', 'ssim', 'build_lpips', 'LPIPSScorer',
     'BaseDenoiseMetric', 'PSNRMetric', 'SSIMMetric', 'LPIPSMetric', 'NextFrameMetric',
-    'ThinkingMetric', 'AccuracyMetric', 'topk_accuracy', 'topk_correct'
+    'ThinkingMetric', 'LanguageModelMetric', 'AccuracyMetric', 'topk_accuracy', 'topk_correct'
 ]

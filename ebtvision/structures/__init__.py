@@ -5,3 +5,6 @@ __all__ = ['DenoiseDataSample', 'VideoDataSample']
 from .classify_data_sample import ClassifyDataSample  # noqa: E402
 
 __all__ += ['ClassifyDataSample']
+from .text_data_sample import TextDataSample  # noqa: E402
+
+__all__ += ['TextDataSample']

@@ -22,3 +22,6 @@ __all__ += [
 from .formatting import PackClassifyInputs  # noqa: E402
 
 __all__ += ['PackClassifyInputs']
+from .text import PackTextInputs  # noqa: E402
+
+__all__ += ['PackTextInputs']

@@ -6,7 +6,7 @@ import torch
 from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import masked_frame_loss
-from ..thinking import EnergyMinimizer, ReplayBuffer, select_lowest_energy, trajectory_loss
+from ..thinking import EnergyMinimizer, ReplayBuffer, think_with_candidates, trajectory_loss
 from .next_frame_predictor import NextFramePredictor, Prediction
 
 
@@ -113,23 +113,8 @@ class EBTNextFrame(NextFramePredictor):
         if not self.head.random_init:
             init[0] = self.head.init_candidates(real)  # the plain start stays a candidate
         folded_real = real.unsqueeze(0).expand(count, *real.shape).flatten(0, 1)
-        if tolerance:
-            trajectory = self.thinker.minimize_until_converged(
-                lambda index: self.energy_fn(folded_real[index]), init.flatten(0, 1),
-                tolerance, max_steps=num_steps, alpha=alpha)
-        else:
-            trajectory = self.thinker(self.energy_fn(folded_real), init.flatten(0, 1),
-                                      create_graph=False, randomize=False, score_final=True,
-                                      num_steps=num_steps, alpha=alpha)
-        energies = torch.stack(trajectory.energies + [trajectory.final_energy])
-        energies = energies.unflatten(1, (count, batch))  # (S + 1, M, B, T)
-        candidates = trajectory.final.unflatten(0, (count, batch))
-        best, best_energy, choice = select_lowest_energy(candidates, energies[-1])
-        chosen_trajectory = energies.gather(1, choice.expand(energies.shape[0], 1,
-                                                             *choice.shape)).squeeze(1)
-        steps_used = None
-        if trajectory.steps_used is not None:
-            # Frames may keep different candidates: report the clip's mean over candidates.
-            steps_used = trajectory.steps_used.unflatten(0, (count, batch)).float().mean(0)
-        return Prediction(best.detach(), best_energy.detach(), chosen_trajectory.detach(),
-                          steps_used)
+        outcome = think_with_candidates(
+            self.thinker,
+            lambda index: self.energy_fn(folded_real if index is None else folded_real[index]),
+            init, num_steps, alpha, tolerance)
+        return Prediction(outcome.best, outcome.energy, outcome.trajectory, outcome.steps_used)

@@ -1,4 +1,5 @@
 from .image_preprocessor import ImageDataPreprocessor
+from .text_preprocessor import TextDataPreprocessor
 from .video_preprocessor import VideoDataPreprocessor
 
-__all__ = ['ImageDataPreprocessor', 'VideoDataPreprocessor']
+__all__ = ['ImageDataPreprocessor', 'VideoDataPreprocessor', 'TextDataPreprocessor']

@@ -1,8 +1,8 @@
 from .energy_minimizer import EnergyMinimizer, ThinkingTrajectory, trajectory_loss
 from .replay_buffer import ReplayBuffer
-from .self_verification import select_lowest_energy
+from .self_verification import VerifiedThinking, select_lowest_energy, think_with_candidates
 
 __all__ = [
     'EnergyMinimizer', 'ThinkingTrajectory', 'trajectory_loss', 'ReplayBuffer',
-    'select_lowest_energy'
+    'select_lowest_energy', 'think_with_candidates', 'VerifiedThinking'
 ]

@@ -1,0 +1,94 @@
+"""Energy-Based Transformer language model: next-token logits found by thinking."""
+from typing import Dict, List, Optional
+
+import torch
+
+from ebtvision.registry import MODELS
+from ebtvision.structures import TextDataSample
+from ..thinking import EnergyMinimizer, ReplayBuffer, think_with_candidates, trajectory_loss
+from .language_model import LanguageModel, TextPrediction
+
+
+@MODELS.register_module()
+class EBTLanguageModel(LanguageModel):
+    """A causal EBT scores candidate next-token distributions given the real tokens.
+
+    Candidates are logits (random start), embedded by the shared :class:`TextHead` as
+    ``softmax(logits) @ E``; all T candidates of a sequence are scored in one pass and
+    optimised by the shared thinking loop with every S2 option (replay buffer, Langevin
+    noise, random step size and steps). The cross-entropy of the candidates' logits is
+    backpropagated through the loop.
+
+    Args:
+        thinker: Config of :class:`EnergyMinimizer`.
+        replay_buffer: Config of :class:`ReplayBuffer` (S2), or None.
+        **kwargs: See :class:`LanguageModel`.
+    """
+
+    def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.thinker = MODELS.build(thinker)
+        if not isinstance(self.thinker, EnergyMinimizer):
+            raise TypeError(f'thinker must build an EnergyMinimizer, got {type(self.thinker)}')
+        self.replay_buffer = MODELS.build(replay_buffer) if replay_buffer else None
+        if self.replay_buffer is not None and not isinstance(self.replay_buffer, ReplayBuffer):
+            raise TypeError(f'replay_buffer must build a ReplayBuffer, got '
+                            f'{type(self.replay_buffer)}')
+
+    def energy_fn(self, ids: torch.Tensor):
+        """``energy(candidate_logits, landscape) -> (B, T)`` given (B, T) real tokens."""
+        real = self.head.embed_tokens(ids)
+        last_trained = self.thinker.num_steps - 1
+
+        def energy(logits: torch.Tensor, landscape: int) -> torch.Tensor:
+            step = min(landscape, last_trained)  # thinking longer reuses the last landscape
+            return self.backbone(real, self.head.embed_candidates(logits), step)
+
+        return energy
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: Optional[List[TextDataSample]] = None) -> Dict[str, torch.Tensor]:
+        ids, targets = inputs[:, :-1], inputs[:, 1:]
+        mask = self.loss_mask(targets, data_samples)
+        init = self.head.init_candidates(*ids.shape, device=ids.device)
+        replayed = 0
+        if self.replay_buffer is not None:
+            batch, init, replayed = self.replay_buffer.mix(
+                dict(ids=ids, targets=targets, mask=mask), init)
+            ids, targets, mask = batch['ids'], batch['targets'], batch['mask']
+        trajectory = self.thinker(self.energy_fn(ids), init, create_graph=True)
+        loss = trajectory_loss(trajectory, targets, lambda p, t: self.head.loss(p, t, mask),
+                               self.thinker.truncate)
+        if self.replay_buffer is not None:
+            self.replay_buffer.push(dict(ids=ids, targets=targets, mask=mask), trajectory.final)
+        with torch.no_grad():
+            final = trajectory.final
+            correct = (self.head.decode(final) == targets) & mask
+            logs = dict(loss=loss, final_ce=self.head.loss(final, targets, mask),
+                        accuracy=correct.sum() / mask.sum().clamp(min=1),
+                        energy_first_step=trajectory.energies[0].mean(),
+                        alpha=self.thinker.alpha.detach().clone())
+            if self.replay_buffer is not None:
+                logs['replayed'] = torch.tensor(float(replayed))
+        return logs
+
+    def predict_logits(self, ids: torch.Tensor, data_samples=None, seed_offset: int = 0,
+                       num_steps: Optional[int] = None, alpha: Optional[float] = None,
+                       num_candidates: Optional[int] = None,
+                       tolerance: Optional[float] = None) -> TextPrediction:
+        """Think from M seeded random starts per sequence; keep the best per token."""
+        num_steps = num_steps or self.test_cfg.get('num_steps')
+        alpha = alpha or self.test_cfg.get('alpha')
+        count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
+        tolerance = tolerance if tolerance is not None else self.test_cfg.get('tolerance')
+        batch, length = ids.shape
+        starts = torch.stack([
+            self.head.init_candidates(count, length, ids.device,
+                                      self.eval_generator(data_samples, position, seed_offset))
+            for position in range(batch)
+        ], dim=1)  # (M, B, T, V)
+        folded = ids.unsqueeze(0).expand(count, *ids.shape).flatten(0, 1)
+        outcome = think_with_candidates(
+            self.thinker, lambda index: self.energy_fn(folded if index is None else folded[index]),
+            starts, num_steps, alpha, tolerance)
+        return TextPrediction(outcome.best, outcome.energy, outcome.steps_used)

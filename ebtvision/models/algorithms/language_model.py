@@ -1,0 +1,127 @@
+"""What the EBT language model and the Transformer++ baseline share."""
+from typing import Dict, List, NamedTuple, Optional
+
+import torch
+from mmengine.model import BaseModel
+
+from ebtvision.datasets.text import build_tokenizer
+from ebtvision.registry import MODELS
+from ebtvision.structures import TextDataSample
+from ..heads.text_head import TextHead
+
+
+class TextPrediction(NamedTuple):
+    """What ``predict_logits`` returns."""
+    logits: torch.Tensor  #: (B, T, V) next-token logits
+    energies: Optional[torch.Tensor] = None  #: (B, T) final energies (EBTs)
+    steps_used: Optional[torch.Tensor] = None  #: (B,) steps taken (adaptive compute)
+
+
+class LanguageModel(BaseModel):
+    """Base class of next-token predictors over (B, L + 1) token batches.
+
+    Args:
+        backbone: Config of the causal transformer.
+        head: Config of :class:`TextHead`; ``vocab_size``, ``pad_id`` and ``embed_dims``
+            are filled in from the tokenizer and the backbone.
+        tokenizer: Tokenizer config (``None``: bytes), used for its vocabulary and for
+            decoding generated completions.
+        loss_on: ``'all'`` targets, or only ``'completion'`` targets (after a Dyck
+            sample's separator).
+        eval_seed: Seed of evaluation randomness (EBT initial candidates), per sample.
+        test_cfg: Inference options: for EBTs ``num_steps``, ``alpha``,
+            ``num_candidates``, ``tolerance``; ``complete`` (generate Dyck completions in
+            ``predict``, default True).
+    """
+
+    def __init__(self, backbone: dict, head: Optional[dict] = None,
+                 tokenizer: Optional[dict] = None, loss_on: str = 'all', eval_seed: int = 0,
+                 test_cfg: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None or isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor or
+                                             dict(type='TextDataPreprocessor'))
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if loss_on not in ('all', 'completion'):
+            raise ValueError(f"loss_on must be 'all' or 'completion', got {loss_on!r}")
+        self.tokenizer = build_tokenizer(tokenizer)
+        self.backbone = MODELS.build(backbone)
+        head = dict(head or dict(type='TextHead'))
+        head.setdefault('vocab_size', self.tokenizer.vocab_size)
+        head.setdefault('pad_id', self.tokenizer.pad_id)
+        head.setdefault('embed_dims', self.backbone.embed_dims)
+        self.head = MODELS.build(head)
+        if not isinstance(self.head, TextHead):
+            raise TypeError(f'head must build a TextHead, got {type(self.head)}')
+        self.loss_on, self.eval_seed = loss_on, eval_seed
+        self.test_cfg = dict(test_cfg or {})
+
+    # ----------------------------------------------------------------- helpers
+    def loss_mask(self, targets: torch.Tensor,
+                  data_samples: Optional[List[TextDataSample]]) -> torch.Tensor:
+        """(B, T) True for the targets the loss and metrics count."""
+        mask = self.head.target_mask(targets)
+        if self.loss_on == 'completion':
+            for position, sample in enumerate(data_samples or []):
+                start = int(sample.metainfo.get('prompt_length', 1)) - 1
+                mask[position, :start] = False
+        return mask
+
+    def eval_generator(self, data_samples, position: int, offset: int = 0) -> torch.Generator:
+        sample_idx = position
+        if data_samples is not None and 'sample_idx' in data_samples[position]:
+            sample_idx = int(data_samples[position].sample_idx)
+        return torch.Generator().manual_seed(
+            (self.eval_seed * 1_000_003 + sample_idx) * 10_007 + offset)
+
+    def predict_logits(self, ids: torch.Tensor, data_samples=None, seed_offset: int = 0,
+                       **kwargs) -> TextPrediction:
+        """Next-token logits for every position of (B, T) ids."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, num_tokens: int, **kwargs) -> torch.Tensor:
+        """Greedy continuation (B, num_tokens) of (B, P) prompts, one token at a time."""
+        sequence = prompt
+        for index in range(num_tokens):
+            logits = self.predict_logits(sequence, seed_offset=index + 1, **kwargs).logits
+            sequence = torch.cat([sequence, self.head.decode(logits[:, -1:])], dim=1)
+        return sequence[:, prompt.shape[1]:]
+
+    # ----------------------------------------------------------------- API
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``'loss'``: losses; ``'predict'``: data samples; ``'tensor'``: (B, T, V) logits."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.predict_logits(inputs[:, :-1], data_samples).logits
+        raise RuntimeError(f'Invalid mode "{mode}"; use "loss", "predict" or "tensor"')
+
+    def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def predict(self, inputs: torch.Tensor,
+                data_samples: Optional[List[TextDataSample]] = None) -> List[TextDataSample]:
+        if data_samples is None:
+            data_samples = [TextDataSample() for _ in range(inputs.shape[0])]
+        ids, targets = inputs[:, :-1], inputs[:, 1:]
+        prediction = self.predict_logits(ids, data_samples)
+        mask = self.loss_mask(targets, data_samples)
+        for position, sample in enumerate(data_samples):
+            sample.gt_tokens = targets[position].cpu()
+            sample.pred_logits = prediction.logits[position].detach().float().cpu()
+            sample.loss_mask = mask[position].cpu()
+            if prediction.energies is not None:
+                sample.energies = prediction.energies[position].detach().cpu()
+            if prediction.steps_used is not None:
+                sample.steps_used = prediction.steps_used[position].detach().cpu()
+            completion = sample.metainfo.get('completion')
+            if completion and self.test_cfg.get('complete', True):
+                prompt = inputs[position:position + 1, :int(sample.prompt_length)]
+                generated = self.generate(prompt, len(self.tokenizer.encode(completion)))
+                sample.pred_completion_tokens = generated[0].cpu()
+                sample.pred_completion = self.tokenizer.decode(generated[0].tolist())
+        return data_samples

@@ -1,0 +1,125 @@
+"""Text head, EBT language model and Transformer++ baseline on tiny Dyck batches."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.dataset import pseudo_collate
+
+from ebtvision.datasets.text import DyckDataset
+from ebtvision.models import EBTLanguageModel, TextHead, TransformerPPLanguageModel
+
+ARCH = dict(depth=1, num_heads=2, embed_dims=16)
+
+
+def ebt(**kwargs):
+    torch.manual_seed(0)
+    return EBTLanguageModel(backbone=dict(type='CausalEBT', arch=ARCH, max_steps=2),
+                            thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=50.0),
+                            **kwargs)
+
+
+def transformer_pp(**kwargs):
+    torch.manual_seed(0)
+    return TransformerPPLanguageModel(backbone=dict(type='CausalTransformer', arch=ARCH),
+                                      **kwargs)
+
+
+def batch(model, count=4, seq_len=24):
+    dataset = DyckDataset(num_samples=count, length=(3, 8), seq_len=seq_len, seed=3)
+    return model.data_preprocessor(pseudo_collate([dataset[i] for i in range(count)]))
+
+
+def test_text_head_embedding_and_loss():
+    head = TextHead(vocab_size=11, embed_dims=4, pad_id=10)
+    ids = torch.tensor([[1, 2, 10]])
+    torch.testing.assert_close(head.embed_tokens(ids), head.token_embed.weight[ids])
+    # A one-hot-like candidate embeds as that token's embedding.
+    logits = torch.full((1, 1, 11), -1e4)
+    logits[0, 0, 3] = 0
+    torch.testing.assert_close(head.embed_candidates(logits)[0, 0], head.token_embed.weight[3])
+    # Uniform logits embed as the mean embedding.
+    torch.testing.assert_close(head.embed_candidates(torch.zeros(1, 1, 11))[0, 0],
+                               head.token_embed.weight.mean(0))
+    # Padding targets are ignored by the loss.
+    scores = torch.randn(1, 3, 11)
+    expected = F.cross_entropy(scores[0, :2], ids[0, :2])
+    torch.testing.assert_close(head.loss(scores, ids), expected)
+    assert head.decode(scores).shape == (1, 3)
+
+
+def test_tied_weights_are_one_parameter():
+    for model in (ebt(), transformer_pp()):
+        names = [n for n, p in model.named_parameters() if p is model.head.token_embed.weight]
+        assert names == ['head.token_embed.weight']
+    model = transformer_pp()
+    data = batch(model)
+    model(**data, mode='loss')['loss'].backward()
+    # The one matrix gets gradient from both the input embedding and the output logits.
+    grad = model.head.token_embed.weight.grad
+    used = set(data['inputs'].flatten().tolist())
+    unused = [i for i in range(grad.shape[0]) if i not in used]
+    assert grad[sorted(used)].abs().sum() > 0 and grad[unused].abs().sum() > 0
+
+
+def test_ebt_loss_backpropagates_through_thinking():
+    model = ebt()
+    data = batch(model)
+    logs = model(**data, mode='loss')
+    assert {'loss', 'final_ce', 'accuracy', 'alpha'} <= set(logs)
+    logs['loss'].backward()
+    assert model.thinker.alpha.grad is not None and model.backbone.energy_head.weight.grad.abs().sum() > 0
+    assert model.head.token_embed.weight.grad.abs().sum() > 0
+
+
+def test_training_lowers_the_loss():
+    for model in (ebt(), transformer_pp()):
+        data = batch(model, count=8)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        first = None
+        for _ in range(15):
+            loss = model(**data, mode='loss')['loss']
+            first = loss.item() if first is None else first
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert loss.item() < first
+
+
+def test_predict_fills_samples_and_generates_completions():
+    for model in (ebt().eval(), transformer_pp().eval()):
+        data = batch(model, count=2)
+        with torch.no_grad():
+            samples = model(**data, mode='predict')
+        sample = samples[0]
+        assert sample.pred_logits.shape == (24, 258) and sample.gt_tokens.shape == (24, )
+        assert len(sample.pred_completion_tokens) == len(sample.completion.encode())
+        assert ('energies' in sample) == isinstance(model, EBTLanguageModel)
+        # Generation feeds its own tokens back: the first generated token is the argmax
+        # of the prompt's last position.
+        prompt = data['inputs'][:1, :sample.prompt_length]
+        first = model.predict_logits(prompt, seed_offset=1).logits[0, -1].argmax()
+        assert int(sample.pred_completion_tokens[0]) == int(first)
+
+
+def test_completion_loss_masks_the_prompt():
+    model = ebt(loss_on='completion')
+    data = batch(model, count=2)
+    targets = data['inputs'][:, 1:]
+    mask = model.loss_mask(targets, data['data_samples'])
+    for row, sample in enumerate(data['data_samples']):
+        start = sample.prompt_length - 1
+        assert not mask[row, :start].any() and mask[row, start:sample.num_tokens - 1].all()
+
+
+def test_self_verification_and_thinking_longer_for_text():
+    model = ebt().eval()
+    ids = batch(model, count=2)['inputs'][:, :-1]
+    one = model.predict_logits(ids, num_candidates=1)
+    four = model.predict_logits(ids, num_candidates=4)
+    assert (four.energies <= one.energies + 1e-6).all()
+    assert (four.energies < one.energies - 1e-6).any()
+    longer = model.predict_logits(ids, num_steps=5)
+    assert not torch.allclose(longer.logits, one.logits)
+    adaptive = model.predict_logits(ids, num_steps=6, tolerance=10.0)
+    assert adaptive.steps_used.tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match='loss_on'):
+        ebt(loss_on='prompt')
