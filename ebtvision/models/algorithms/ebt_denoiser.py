@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ebtvision.registry import MODELS
-from ..thinking import EnergyMinimizer, ReplayBuffer, select_lowest_energy, trajectory_loss
+from ..thinking import (build_replay_buffer, build_thinker, select_lowest_energy,
+                        trajectory_loss)
 from .base_denoiser import BaseDenoiser
 
 RECONSTRUCTION_LOSSES = {
@@ -77,13 +78,8 @@ class EBTDenoiser(BaseDenoiser):
             raise ValueError(f'loss_type must be one of {sorted(RECONSTRUCTION_LOSSES)}, '
                              f'got {loss_type!r}')
         self.backbone = MODELS.build(backbone)
-        self.thinker = MODELS.build(thinker)
-        if not isinstance(self.thinker, EnergyMinimizer):
-            raise TypeError(f'thinker must build an EnergyMinimizer, got {type(self.thinker)}')
-        self.replay_buffer = MODELS.build(replay_buffer) if replay_buffer else None
-        if self.replay_buffer is not None and not isinstance(self.replay_buffer, ReplayBuffer):
-            raise TypeError(f'replay_buffer must build a ReplayBuffer, got '
-                            f'{type(self.replay_buffer)}')
+        self.thinker = build_thinker(thinker)
+        self.replay_buffer = build_replay_buffer(replay_buffer)
         self.loss_type = loss_type
         self.loss_fn = RECONSTRUCTION_LOSSES[loss_type]
         self.test_cfg = dict(test_cfg or {})

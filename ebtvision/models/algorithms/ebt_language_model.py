@@ -5,7 +5,7 @@ import torch
 
 from ebtvision.registry import MODELS
 from ebtvision.structures import TextDataSample
-from ..thinking import EnergyMinimizer, ReplayBuffer, think_with_candidates, trajectory_loss
+from ..thinking import build_replay_buffer, build_thinker, think_with_candidates, trajectory_loss
 from .language_model import LanguageModel, TextPrediction
 
 
@@ -27,24 +27,13 @@ class EBTLanguageModel(LanguageModel):
 
     def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.thinker = MODELS.build(thinker)
-        if not isinstance(self.thinker, EnergyMinimizer):
-            raise TypeError(f'thinker must build an EnergyMinimizer, got {type(self.thinker)}')
-        self.replay_buffer = MODELS.build(replay_buffer) if replay_buffer else None
-        if self.replay_buffer is not None and not isinstance(self.replay_buffer, ReplayBuffer):
-            raise TypeError(f'replay_buffer must build a ReplayBuffer, got '
-                            f'{type(self.replay_buffer)}')
+        self.thinker = build_thinker(thinker)
+        self.replay_buffer = build_replay_buffer(replay_buffer)
 
     def energy_fn(self, ids: torch.Tensor):
-        """``energy(candidate_logits, landscape) -> (B, T)`` given (B, T) real tokens."""
-        real = self.head.embed_tokens(ids)
-        last_trained = self.thinker.num_steps - 1
-
-        def energy(logits: torch.Tensor, landscape: int) -> torch.Tensor:
-            step = min(landscape, last_trained)  # thinking longer reuses the last landscape
-            return self.backbone(real, self.head.embed_candidates(logits), step)
-
-        return energy
+        """``energy(candidates, landscape) -> (B, T)`` given (B, T) real tokens."""
+        return self.backbone.energy_fn(self.head.embed_tokens(ids), self.head.embed_candidates,
+                                       self.thinker.num_steps)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Optional[List[TextDataSample]] = None) -> Dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ import torch
 from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import masked_frame_loss
-from ..thinking import EnergyMinimizer, ReplayBuffer, think_with_candidates, trajectory_loss
+from ..thinking import build_replay_buffer, build_thinker, think_with_candidates, trajectory_loss
 from .next_frame_predictor import NextFramePredictor, Prediction
 
 
@@ -30,25 +30,13 @@ class EBTNextFrame(NextFramePredictor):
 
     def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.thinker = MODELS.build(thinker)
-        if not isinstance(self.thinker, EnergyMinimizer):
-            raise TypeError(f'thinker must build an EnergyMinimizer, got {type(self.thinker)}')
-        self.replay_buffer = MODELS.build(replay_buffer) if replay_buffer else None
-        if self.replay_buffer is not None and not isinstance(self.replay_buffer, ReplayBuffer):
-            raise TypeError(f'replay_buffer must build a ReplayBuffer, got '
-                            f'{type(self.replay_buffer)}')
+        self.thinker = build_thinker(thinker)
+        self.replay_buffer = build_replay_buffer(replay_buffer)
 
     def energy_fn(self, real: torch.Tensor):
         """``energy(candidates, landscape) -> (B, T)`` given real-frame latents."""
-        real_embedding = self.head.embed_latents(real)
-        last_trained = self.thinker.num_steps - 1
-
-        def energy(candidates: torch.Tensor, landscape: int) -> torch.Tensor:
-            # Steps beyond training (thinking longer) stay on the last trained landscape.
-            step = min(landscape, last_trained)
-            return self.backbone(real_embedding, self.head.embed_latents(candidates), step)
-
-        return energy
+        return self.backbone.energy_fn(self.head.embed_latents(real), self.head.embed_latents,
+                                       self.thinker.num_steps)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Optional[List[VideoDataSample]] = None) -> Dict[str, torch.Tensor]:

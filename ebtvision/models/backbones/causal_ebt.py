@@ -68,3 +68,16 @@ class CausalEBT(CausalTransformer):
                 step: int = 0) -> torch.Tensor:
         """Energy of every candidate, (B, T)."""
         return self.energy_head(self.forward_features(real, candidates, step)).squeeze(-1)
+
+    def energy_fn(self, real: torch.Tensor, embed_candidates, num_trained_steps: int):
+        """``energy(candidates, landscape) -> (B, T)`` for (B, T, D) real embeddings.
+
+        ``embed_candidates`` maps a task's candidates (latents, logits) to embeddings.
+        Landscapes beyond training (thinking longer) reuse the last trained step.
+        """
+        last_trained = num_trained_steps - 1
+
+        def energy(candidates: torch.Tensor, landscape: int) -> torch.Tensor:
+            return self(real, embed_candidates(candidates), min(landscape, last_trained))
+
+        return energy

@@ -1,8 +1,10 @@
+from .builders import build_replay_buffer, build_thinker
 from .energy_minimizer import EnergyMinimizer, ThinkingTrajectory, trajectory_loss
 from .replay_buffer import ReplayBuffer
 from .self_verification import VerifiedThinking, select_lowest_energy, think_with_candidates
 
 __all__ = [
     'EnergyMinimizer', 'ThinkingTrajectory', 'trajectory_loss', 'ReplayBuffer',
-    'select_lowest_energy', 'think_with_candidates', 'VerifiedThinking'
+    'select_lowest_energy', 'think_with_candidates', 'VerifiedThinking', 'build_thinker',
+    'build_replay_buffer'
 ]
