@@ -35,9 +35,10 @@ def test_text_head_embedding_and_loss():
     # A one-hot-like candidate embeds as that token's embedding.
     logits = torch.full((1, 1, 11), -1e4)
     logits[0, 0, 3] = 0
-    torch.testing.assert_close(head.embed_candidates(logits)[0, 0], head.token_embed.weight[3])
+    probs = head.normalize(logits)
+    torch.testing.assert_close(head.embed_candidates(probs)[0, 0], head.token_embed.weight[3])
     # Uniform logits embed as the mean embedding.
-    torch.testing.assert_close(head.embed_candidates(torch.zeros(1, 1, 11))[0, 0],
+    torch.testing.assert_close(head.embed_candidates(head.normalize(torch.zeros(1, 1, 11)))[0, 0],
                                head.token_embed.weight.mean(0))
     # Padding targets are ignored by the loss.
     scores = torch.randn(1, 3, 11)

@@ -224,3 +224,19 @@ def test_adaptive_matches_fixed_steps_while_thinking():
     torch.testing.assert_close(torch.stack(adaptive.energies), torch.stack(fixed.energies))
     with pytest.raises(ValueError, match='tolerance'):
         thinker.minimize_until_converged(offset_quadratic(center, curvature), center, 0.0)
+
+
+def test_transform_moves_the_transformed_candidate():
+    # E(p) = -<p, w> on p = softmax(y): the step is p + alpha * w, taken on p itself.
+    weights = torch.tensor([[1.0, 2.0, 3.0]])
+    thinker = EnergyMinimizer(num_steps=1, alpha=0.5, learnable_alpha=False).eval()
+    init = torch.tensor([[0.3, -0.2, 0.1]])
+    trajectory = thinker(lambda p, step: -(p * weights).sum(1), init, score_final=True,
+                         transform=lambda y: y.softmax(-1))
+    torch.testing.assert_close(trajectory.final, init.softmax(-1) + 0.5 * weights)
+    final_probs = trajectory.final.softmax(-1)
+    torch.testing.assert_close(trajectory.final_energy, -(final_probs * weights).sum(1))
+    adaptive = thinker.minimize_until_converged(
+        lambda index: (lambda p, step: -(p * weights).sum(1)), init, tolerance=1e-9,
+        max_steps=1, transform=lambda y: y.softmax(-1))
+    torch.testing.assert_close(adaptive.final, trajectory.final)

@@ -13,8 +13,8 @@ from .language_model import LanguageModel, TextPrediction
 class EBTLanguageModel(LanguageModel):
     """A causal EBT scores candidate next-token distributions given the real tokens.
 
-    Candidates are logits (random start), embedded by the shared :class:`TextHead` as
-    ``softmax(logits) @ E``; all T candidates of a sequence are scored in one pass and
+    Candidates are logits (random start), normalised and embedded by the shared
+    :class:`TextHead` as ``softmax(logits) @ E``; all T candidates of a sequence are scored in one pass and
     optimised by the shared thinking loop with every S2 option (replay buffer, Langevin
     noise, random step size and steps). The cross-entropy of the candidates' logits is
     backpropagated through the loop.
@@ -45,7 +45,8 @@ class EBTLanguageModel(LanguageModel):
             batch, init, replayed = self.replay_buffer.mix(
                 dict(ids=ids, targets=targets, mask=mask), init)
             ids, targets, mask = batch['ids'], batch['targets'], batch['mask']
-        trajectory = self.thinker(self.energy_fn(ids), init, create_graph=True)
+        trajectory = self.thinker(self.energy_fn(ids), init, create_graph=True,
+                                  transform=self.head.normalize)
         loss = trajectory_loss(trajectory, targets, lambda p, t: self.head.loss(p, t, mask),
                                self.thinker.truncate)
         if self.replay_buffer is not None:
@@ -79,5 +80,5 @@ class EBTLanguageModel(LanguageModel):
         folded = ids.unsqueeze(0).expand(count, *ids.shape).flatten(0, 1)
         outcome = think_with_candidates(
             self.thinker, lambda index: self.energy_fn(folded if index is None else folded[index]),
-            starts, num_steps, alpha, tolerance)
+            starts, num_steps, alpha, tolerance, transform=self.head.normalize)
         return TextPrediction(outcome.best, outcome.energy, outcome.steps_used)

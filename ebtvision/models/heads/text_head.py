@@ -12,9 +12,12 @@ from ebtvision.registry import MODELS
 class TextHead(nn.Module):
     """Tokens in, logits out, with one embedding matrix for both (tied weights).
 
-    An EBT's candidate for the next token is a vector of logits over the vocabulary; it
-    is read as ``softmax(logits) @ E``, a mixture of token embeddings, so the energy is
-    differentiable in the logits. Transformer++ predicts logits as ``features @ E^T``.
+    An EBT's candidate for the next token is a vector of logits over the vocabulary. Before
+    each energy evaluation it is normalised (:meth:`normalize`, a softmax) and read as
+    ``probs @ E``, a mixture of token embeddings; the thinking step moves the distribution
+    (the gradient is taken with respect to it, as in the reference implementation: through
+    the softmax the steps would shrink by about 1/V), and the result is read as logits
+    again. Transformer++ predicts logits as ``features @ E^T``.
 
     Args:
         vocab_size: Tokens in the vocabulary (the tokenizer's ``vocab_size``).
@@ -34,9 +37,14 @@ class TextHead(nn.Module):
         """(B, T) ids -> (B, T, D)."""
         return self.token_embed(ids)
 
-    def embed_candidates(self, logits: torch.Tensor) -> torch.Tensor:
-        """(B, T, V) logits -> (B, T, D) expected embeddings, ``softmax(logits) @ E``."""
-        return logits.softmax(-1) @ self.token_embed.weight
+    @staticmethod
+    def normalize(logits: torch.Tensor) -> torch.Tensor:
+        """Candidate logits -> the distribution the energy reads (the thinker's transform)."""
+        return logits.softmax(-1)
+
+    def embed_candidates(self, probs: torch.Tensor) -> torch.Tensor:
+        """(B, T, V) distributions -> (B, T, D) expected embeddings, ``probs @ E``."""
+        return probs @ self.token_embed.weight
 
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """(B, T, D) features -> (B, T, V) logits through the tied embedding."""

@@ -138,7 +138,9 @@ class EnergyMinimizer(nn.Module):
                 num_steps: Optional[int] = None,
                 randomize: Optional[bool] = None,
                 score_final: bool = False,
-                alpha: Optional[Union[float, torch.Tensor]] = None) -> ThinkingTrajectory:
+                alpha: Optional[Union[float, torch.Tensor]] = None,
+                transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+                ) -> ThinkingTrajectory:
         """Run the loop.
 
         Args:
@@ -152,6 +154,10 @@ class EnergyMinimizer(nn.Module):
             score_final: Also evaluate the energy of the final candidate.
             alpha: Override the step size (inference only; it is not learned then): a
                 number or a (B,) tensor, one per sample.
+            transform: Applied to the candidate before each energy evaluation; the
+                gradient step is then taken on the transformed candidate (text: logits are
+                turned into probabilities, and the step moves the probabilities, as in the
+                reference implementation).
         """
         create_graph = self.training if create_graph is None else create_graph
         randomize = self.training if randomize is None else randomize
@@ -171,6 +177,8 @@ class EnergyMinimizer(nn.Module):
                     candidate = candidate.detach().requires_grad_()
                 if use_langevin:
                     candidate = candidate + self.langevin_sigma * torch.randn_like(candidate)
+                if transform is not None:
+                    candidate = transform(candidate)
                 energies = energy_fn(candidate, landscape)
                 candidate = candidate - step_size * self._energy_grad(
                     energies, candidate, graph_here, index, landscape)
@@ -182,7 +190,9 @@ class EnergyMinimizer(nn.Module):
                 trajectory.landscapes.append(landscape)
             if score_final:
                 with torch.no_grad():
-                    trajectory.final_energy = energy_fn(candidate.detach(), schedule[-1])
+                    final = candidate.detach()
+                    trajectory.final_energy = energy_fn(
+                        final if transform is None else transform(final), schedule[-1])
         return trajectory
 
     @staticmethod
@@ -216,7 +226,8 @@ class EnergyMinimizer(nn.Module):
                                  init: torch.Tensor,
                                  tolerance: float,
                                  max_steps: Optional[int] = None,
-                                 alpha: Optional[Union[float, torch.Tensor]] = None) -> ThinkingTrajectory:
+                                 alpha: Optional[Union[float, torch.Tensor]] = None,
+                                 transform: Optional[Callable] = None) -> ThinkingTrajectory:
         """Inference with adaptive compute: each sample stops once its energy has converged.
 
         A sample stops after step k when its energy changed by at most ``tolerance``
@@ -231,6 +242,7 @@ class EnergyMinimizer(nn.Module):
             tolerance: Relative energy change under which a sample has converged (> 0).
             max_steps: Step budget (default: ``num_steps``; longer thinking allowed).
             alpha: Step size override: a number or one per sample (B,).
+            transform: As in :meth:`forward`.
 
         Returns:
             The trajectory over the full batch: a stopped sample keeps its candidate and
@@ -251,6 +263,8 @@ class EnergyMinimizer(nn.Module):
         for index, landscape in enumerate(schedule + [None]):
             with torch.enable_grad():
                 current = candidate[active].requires_grad_()
+                if transform is not None:
+                    current = transform(current)
                 energies = energy_fn_for(active)(
                     current, schedule[-1] if landscape is None else landscape)
             if last_energies is None:

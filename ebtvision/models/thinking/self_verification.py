@@ -36,7 +36,8 @@ class VerifiedThinking(NamedTuple):
 
 def think_with_candidates(thinker, energy_fn_for: Callable, starts: torch.Tensor,
                           num_steps: Optional[int] = None, alpha=None,
-                          tolerance: Optional[float] = None) -> VerifiedThinking:
+                          tolerance: Optional[float] = None,
+                          transform: Optional[Callable] = None) -> VerifiedThinking:
     """Think from M starts per sample as one batch; keep per position the lowest energy.
 
     Args:
@@ -47,15 +48,18 @@ def think_with_candidates(thinker, energy_fn_for: Callable, starts: torch.Tensor
         starts: (M, B, T, ...) initial candidates.
         num_steps, alpha: Inference overrides.
         tolerance: Adaptive compute (see ``EnergyMinimizer.minimize_until_converged``).
+        transform: Candidate transform of the thinker (see ``EnergyMinimizer.forward``).
     """
     count, batch = starts.shape[:2]
     folded = starts.flatten(0, 1)
     if tolerance:
         trajectory = thinker.minimize_until_converged(energy_fn_for, folded, tolerance,
-                                                      max_steps=num_steps, alpha=alpha)
+                                                      max_steps=num_steps, alpha=alpha,
+                                                      transform=transform)
     else:
         trajectory = thinker(energy_fn_for(None), folded, create_graph=False, randomize=False,
-                             score_final=True, num_steps=num_steps, alpha=alpha)
+                             score_final=True, num_steps=num_steps, alpha=alpha,
+                             transform=transform)
     energies = torch.stack(trajectory.energies + [trajectory.final_energy])
     energies = energies.unflatten(1, (count, batch))  # (S + 1, M, B, T)
     best, best_energy, choice = select_lowest_energy(
