@@ -22,6 +22,24 @@ def test_byte_tokenizer_round_trip():
         build_tokenizer(dict(type='words'))
 
 
+def test_file_tokenizer_reads_a_local_tokenizers_json(tmp_path):
+    tokenizers = pytest.importorskip('tokenizers')
+    vocab = {'<pad>': 0, '<unk>': 1, 'hello': 2, 'world': 3}
+    model = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token='<unk>'))
+    model.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    path = str(tmp_path / 'tokenizer.json')
+    model.save(path)
+    tokenizer = build_tokenizer(dict(type='file', path=path))
+    assert tokenizer.vocab_size == 4 and tokenizer.pad_id == 0
+    assert tokenizer.encode('hello world again') == [2, 3, 1]
+    with pytest.raises(ValueError, match='pad token'):
+        FileTokenizer(path, pad_token='<nothing>')
+    (tmp_path / 'words.txt').write_text('hello world ' * 8)
+    dataset = PackedTextDataset(data_root=str(tmp_path / 'words.txt'), seq_len=3,
+                                tokenizer=dict(type='file', path=path))
+    assert dataset[0]['inputs'].tolist() == [2, 3, 2, 3]
+
+
 @pytest.mark.parametrize('num_types,max_depth', [(1, 1), (2, 3), (4, 6)])
 def test_dyck_prefixes_are_balanced_by_their_closing(num_types, max_depth):
     rng = np.random.default_rng(0)
