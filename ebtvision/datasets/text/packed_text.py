@@ -6,11 +6,8 @@ from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS
 from ..transforms.text import PackTextInputs
-from ..file_listing import scan_files
+from ..file_listing import PYDOC_PREFIX, scan_files
 from .tokenizers import build_tokenizer
-
-#: ``data_root`` naming the Python documentation shipped with CPython (``pydoc_data``).
-PYDOC_PREFIX = 'pydoc://'
 TEXT_EXTENSIONS = ('.txt', '.md', '.rst', '.text')
 
 
