@@ -12,7 +12,8 @@ from ebtvision.registry import DATASETS, MODELS
 from ebtvision.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = ['ebt_text_dyck.py', 'transformerpp_text_dyck.py', 'quickstart/ebt_text_pydoc.py']
+CONFIGS = ['ebt_text_dyck.py', 'transformerpp_text_dyck.py', 'quickstart/ebt_text_pydoc.py',
+           'quickstart/transformerpp_text_pydoc.py']
 
 
 def load(name):
