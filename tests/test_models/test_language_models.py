@@ -124,3 +124,21 @@ def test_self_verification_and_thinking_longer_for_text():
     assert adaptive.steps_used.tolist() == [1.0, 1.0]
     with pytest.raises(ValueError, match='loss_on'):
         ebt(loss_on='prompt')
+
+
+def test_s2_options_train_for_text():
+    torch.manual_seed(0)
+    model = EBTLanguageModel(
+        backbone=dict(type='CausalEBT', arch=ARCH, max_steps=2),
+        thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=5.0, learnable_alpha=False,
+                     random_step_size_scale=2.0, random_step_size_dims=2, langevin_sigma=3.0,
+                     final_landscape_repeats=(2, 3), truncate=True,
+                     detach_between_steps=False),
+        replay_buffer=dict(type='ReplayBuffer', capacity=8, replay_fraction=0.5, seed=0))
+    data = batch(model, count=4)
+    first = model(**data, mode='loss')
+    assert float(first['replayed']) == 0 and len(model.replay_buffer) == 4
+    second = model(**data, mode='loss')
+    assert float(second['replayed']) == 2 and len(model.replay_buffer) == 8
+    second['loss'].backward()
+    assert torch.isfinite(second['loss']) and model.backbone.energy_head.weight.grad is not None
