@@ -22,6 +22,7 @@ def test_config_parses(path):
         return
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'  # --cfg-options train_cfg.max_iters=N
     expected = (('nextframe/smooth_l1', 'less') if 'nextframe' in path else
+                ('text/perplexity', 'less') if '_text_' in path else
                 ('denoise/psnr@0.1', 'greater'))
     checkpoint = cfg.default_hooks.checkpoint
     assert (checkpoint.save_best, checkpoint.get('rule', 'greater')) == expected
