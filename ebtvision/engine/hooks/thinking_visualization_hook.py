@@ -1,7 +1,7 @@
 """Draws how EBTs think: the trajectory step by step, energy heat maps, energy curves."""
 import os.path as osp
 import warnings
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -16,12 +16,12 @@ from ebtvision.visualization import (energy_curve_image, energy_heatmap, overlay
 def thinking_grid(outcome, clean: Sequence[torch.Tensor], pad: int = 2) -> np.ndarray:
     """Per image: every trajectory step (noisy first) | final + energy map | clean."""
     rows = []
-    maps = outcome.energy_maps
+    maps = outcome.energy_maps.detach().float().cpu().numpy()
     low, high = float(maps.min()), float(maps.max())  # one colour scale for the grid
     for index in range(outcome.final.shape[0]):
         steps: List = [step[index] for step in outcome.trajectory]
-        overlay = overlay_heatmap(to_uint8_hwc(outcome.final[index]), maps[index].cpu().numpy(),
-                                  alpha=0.5, vmin=low, vmax=high)
+        overlay = overlay_heatmap(to_uint8_hwc(outcome.final[index]), maps[index], alpha=0.5,
+                                  vmin=low, vmax=high)
         rows.append(tile_row(steps + [overlay, clean[index]], pad))
     return np.concatenate(rows, axis=0)
 
@@ -58,18 +58,41 @@ class ThinkingVisualizationHook(Hook):
 
     Args:
         max_samples: Images / clips drawn per batch.
-        level: Noise level key of denoisers (``'0.2'``); default the first evaluated.
+        level: Noise level drawn for denoisers (``0.2`` or its key ``'0.2'``; one of
+            the model's ``eval_noise_levels``); default the first evaluated.
         out_dir: Folder (inside the work dir) for test-time drawings.
     """
 
     priority = 'LOW'
 
-    def __init__(self, max_samples: int = 4, level: Optional[str] = None,
+    def __init__(self, max_samples: int = 4, level: Optional[Union[float, str]] = None,
                  out_dir: str = 'thinking_vis') -> None:
+        # Imported here: importing the models (and their dependencies) is the heavy part
+        # of ``import ebtvision.engine``.
+        from ebtvision.models import noise_level_key
         self.max_samples = max_samples
-        self.level = None if level is None else f'{float(level):g}'
+        self.level = None if level is None else noise_level_key(level)
         self.out_dir = out_dir
         self._warned = False
+
+    def rethink(self, model, samples: Sequence, level: str):
+        """Think again from the samples' noisy images at ``level``, keeping the trajectory.
+
+        The predictions hold only final images and energies; the steps in between exist
+        only while thinking, so they are recomputed (in eval mode; the thinker enables
+        autograd itself, so this also works inside the no-grad val/test loops).
+        """
+        if level not in samples[0].noisy_imgs:
+            raise ValueError(f'ThinkingVisualizationHook: noise level {level!r} was not '
+                             f'evaluated; the predictions have {list(samples[0].noisy_imgs)}')
+        device = next(model.parameters()).device
+        noisy = torch.stack([sample.noisy_imgs[level] for sample in samples]).to(device)
+        was_training = model.training
+        model.eval()
+        try:
+            return model.think_verified(noisy, energy_maps=True)
+        finally:
+            model.train(was_training)
 
     def _draw(self, runner, outputs) -> dict:
         from ebtvision.models import EBTDenoiser, EBTNextFrame
@@ -77,10 +100,8 @@ class ThinkingVisualizationHook(Hook):
         samples = list(outputs)[:self.max_samples]
         if isinstance(model, EBTDenoiser) and samples and 'noisy_imgs' in samples[0]:
             level = self.level or next(iter(samples[0].noisy_imgs))
-            device = next(model.parameters()).device
-            noisy = torch.stack([s.noisy_imgs[level] for s in samples]).to(device)
-            outcome = model.think_verified(noisy, energy_maps=True)
-            curves = outcome.energies.cpu().numpy()
+            outcome = self.rethink(model, samples, level)
+            curves = outcome.energies.detach().float().cpu().numpy()
             return dict(thinking=thinking_grid(outcome, [s.gt_img for s in samples]),
                         energy_curve=energy_curve_image(
                             curves, [f'image {i}' for i in range(len(curves))],
@@ -93,7 +114,7 @@ class ThinkingVisualizationHook(Hook):
                             title='energy while thinking, per predicted frame (clip 0)'))
         if not self._warned:
             warnings.warn(f'ThinkingVisualizationHook: {type(model).__name__} is not an EBT '
-                          '(no energies to draw); skipping it')
+                          'or its predictions carry no energies; nothing to draw, skipping it')
             self._warned = True
         return {}
 
