@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from ebtvision.models import CausalEBT, candidate_attention_mask
+from ebtvision.models import CausalEBT, CausalTransformer, candidate_attention_mask
+from ebtvision.models.layers import KVCache
 from ebtvision.models.layers.llama import RMSNorm, apply_rotary, rotary_tables
 
 ARCH = dict(depth=2, num_heads=2, embed_dims=16)
@@ -126,3 +127,48 @@ def test_causal_transformer_is_causal_and_shares_the_trunk():
     ebt = CausalEBT(arch=ARCH)
     assert isinstance(ebt, CausalTransformer)
     assert set(net.state_dict()) < set(ebt.state_dict())
+
+
+def test_reading_in_pieces_with_a_cache_matches_one_pass():
+    net = model()
+    real = torch.randn(2, 6, 16)
+    cache = KVCache()
+    pieces = [net.extend(real[:, :3], cache), net.extend(real[:, 3:4], cache),
+              net.extend(real[:, 4:], cache)]
+    assert cache.length == 6 and cache.batch == 2
+    # The real tokens of the EBT are a plain causal transformer pass.
+    torch.testing.assert_close(torch.cat(pieces, 1), CausalTransformer.forward(net, real),
+                               rtol=1e-5, atol=1e-5)
+    assert all(not keys.requires_grad for keys, _ in cache.layers)
+
+
+@pytest.mark.parametrize('step', [0, 1])
+def test_cached_next_candidate_energy_is_the_last_column(step):
+    net = model()
+    real, cand = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    cache = KVCache()
+    net.extend(real, cache)
+    cached = net.next_candidate_energy(cache, cand[:, -1:], step)
+    torch.testing.assert_close(cached, net(real, cand, step)[:, -1:], rtol=1e-5, atol=1e-5)
+    # Candidates folded M x B see the repeated cache; a subset sees its own rows.
+    folded = cache.repeat(3)
+    many = torch.randn(6, 1, 16)
+    energies = net.next_candidate_energy(folded, many, step)
+    index = torch.tensor([4, 1])
+    torch.testing.assert_close(net.next_candidate_energy(folded.select(index), many[index], step),
+                               energies[index])
+    # Folded row 3 is candidate 1 of sample 1 (rows are candidate-major).
+    torch.testing.assert_close(energies[3:4], net(real[1:], torch.cat(
+        [cand[1:, :-1], many[3:4]], 1), step)[:, -1:], rtol=1e-5, atol=1e-5)
+
+
+def test_cache_errors_are_clear():
+    net = model()
+    with pytest.raises(ValueError, match='empty'):
+        net.next_candidate_energy(KVCache(), torch.randn(1, 1, 16))
+    cache = KVCache()
+    net.extend(torch.randn(2, 3, 16), cache)
+    with pytest.raises(ValueError, match='batch of 2'):
+        net.extend(torch.randn(3, 1, 16), cache)
+    with pytest.raises(ValueError, match='at least one'):
+        net.extend(torch.randn(2, 0, 16), cache)

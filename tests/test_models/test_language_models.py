@@ -6,6 +6,7 @@ from mmengine.dataset import pseudo_collate
 
 from ebtvision.datasets.text import DyckDataset
 from ebtvision.models import EBTLanguageModel, TextHead, TransformerPPLanguageModel
+from ebtvision.models.layers import KVCache
 
 ARCH = dict(depth=1, num_heads=2, embed_dims=16)
 
@@ -99,6 +100,20 @@ def test_predict_fills_samples_and_generates_completions():
         prompt = data['inputs'][:1, :sample.prompt_length]
         first = model.predict_logits(prompt, seed_offset=1).logits[0, -1].argmax()
         assert int(sample.pred_completion_tokens[0]) == int(first)
+
+
+def test_cached_generation_matches_rereading_the_sequence():
+    for model, options in ((ebt().eval(), dict(num_steps=3, num_candidates=2)),
+                           (transformer_pp().eval(), {})):
+        prompt = batch(model, count=2)['inputs'][:, :10]
+        cached = model.generate(prompt, 6, **options)
+        assert torch.equal(cached, model.generate(prompt, 6, use_cache=False, **options))
+        # The cached logits of the next token are the last row of the full pass.
+        cache = KVCache()
+        last = model.predict_logits(prompt, seed_offset=1, cache=cache, **options).logits
+        full = model.predict_logits(prompt, seed_offset=1, **options).logits
+        assert last.shape == (2, 1, 258) and cache.length == 10
+        torch.testing.assert_close(last, full[:, -1:], rtol=1e-4, atol=1e-4)
 
 
 def test_completion_loss_masks_the_prompt():

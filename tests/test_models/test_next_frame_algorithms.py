@@ -148,6 +148,20 @@ def test_rollout_predicts_autoregressively():
         assert (energies is None) == isinstance(model, TransformerPPNextFrame)
 
 
+def test_cached_rollout_matches_rereading_the_sequence():
+    for model, options in ((ebt().eval(), dict(num_candidates=2, num_steps=3)),
+                           (ebt(head=dict(type='NextFrameHead', initial_candidate='last_frame'),
+                                test_cfg=dict(candidate_noise=0.2)).eval(),
+                            dict(num_candidates=3)),
+                           (transformer_pp().eval(), {})):
+        context = clips()[:, :3]
+        frames, energies = model.rollout(context, 4, **options)
+        frames_full, energies_full = model.rollout(context, 4, use_cache=False, **options)
+        torch.testing.assert_close(frames, frames_full, rtol=1e-4, atol=1e-4)
+        if energies is not None:
+            torch.testing.assert_close(energies, energies_full, rtol=1e-4, atol=1e-4)
+
+
 def test_input_checks():
     model = transformer_pp()
     mixed = samples(2)

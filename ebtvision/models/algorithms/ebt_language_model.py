@@ -5,6 +5,7 @@ import torch
 
 from ebtvision.registry import MODELS
 from ebtvision.structures import TextDataSample
+from ..layers.kv_cache import KVCache
 from ..thinking import build_replay_buffer, build_thinker, think_with_candidates, trajectory_loss
 from .language_model import LanguageModel, TextPrediction
 
@@ -65,20 +66,29 @@ class EBTLanguageModel(LanguageModel):
     def predict_logits(self, ids: torch.Tensor, data_samples=None, seed_offset: int = 0,
                        num_steps: Optional[int] = None, alpha: Optional[float] = None,
                        num_candidates: Optional[int] = None,
-                       tolerance: Optional[float] = None) -> TextPrediction:
-        """Think from M seeded random starts per sequence; keep the best per token."""
+                       tolerance: Optional[float] = None,
+                       cache: Optional[KVCache] = None) -> TextPrediction:
+        """Think from M seeded random starts per sequence; keep the best per token.
+
+        With a ``cache`` (generation) only the next token after ``ids`` is thought
+        about, against the cached keys and values; its logits are (B, 1, V).
+        """
         num_steps = num_steps or self.test_cfg.get('num_steps')
         alpha = alpha or self.test_cfg.get('alpha')
         count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
         tolerance = tolerance if tolerance is not None else self.test_cfg.get('tolerance')
         batch, length = ids.shape
+        # Drawn for every position even with a cache, so both ways start alike.
         starts = torch.stack([
             self.head.init_candidates(count, length, ids.device,
                                       self.eval_generator(data_samples, position, seed_offset))
             for position in range(batch)
         ], dim=1)  # (M, B, T, V)
-        folded = ids.unsqueeze(0).expand(count, *ids.shape).flatten(0, 1)
-        outcome = think_with_candidates(
-            self.thinker, lambda index: self.energy_fn(folded if index is None else folded[index]),
-            starts, num_steps, alpha, tolerance, transform=self.head.normalize)
+        if cache is not None:
+            starts = starts[:, :, -1:]
+        energy_fn_for = self.backbone.folded_energy_fn(
+            self.head.embed_tokens(ids), self.head.embed_candidates, self.thinker.num_steps,
+            count, cache)
+        outcome = think_with_candidates(self.thinker, energy_fn_for, starts, num_steps, alpha,
+                                        tolerance, transform=self.head.normalize)
         return TextPrediction(outcome.best, outcome.energy, outcome.steps_used)

@@ -6,6 +6,7 @@ import torch
 from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import masked_frame_loss
+from ..layers.kv_cache import KVCache
 from ..thinking import build_replay_buffer, build_thinker, think_with_candidates, trajectory_loss
 from .next_frame_predictor import NextFramePredictor, Prediction
 
@@ -75,7 +76,8 @@ class EBTNextFrame(NextFramePredictor):
                              alpha: Optional[float] = None,
                              num_candidates: Optional[int] = None,
                              tolerance: Optional[float] = None,
-                             seed_offset: int = 0) -> Prediction:
+                             seed_offset: int = 0,
+                             cache: Optional[KVCache] = None) -> Prediction:
         """Think from ``num_candidates`` seeded starts per clip; keep the best per frame.
 
         With a deterministic start (``'zeros'``, ``'last_frame'``) the first candidate is
@@ -83,7 +85,8 @@ class EBTNextFrame(NextFramePredictor):
         Gaussian noise to it, kept to the latent directions the model sees (see
         :meth:`NextFrameHead.init_candidates`). With ``tolerance`` (or
         ``test_cfg.tolerance``) each clip stops thinking once its energy has converged;
-        ``num_steps`` is then the budget and ``steps_used`` is reported.
+        ``num_steps`` is then the budget and ``steps_used`` is reported. With a
+        ``cache`` (rollout) only the frame after ``real`` is predicted, (B, 1, C, h, w).
         """
         num_steps = num_steps or self.test_cfg.get('num_steps')
         alpha = alpha or self.test_cfg.get('alpha')
@@ -100,9 +103,11 @@ class EBTNextFrame(NextFramePredictor):
         ], dim=1)
         if not self.head.random_init:
             init[0] = self.head.init_candidates(real)  # the plain start stays a candidate
-        folded_real = real.unsqueeze(0).expand(count, *real.shape).flatten(0, 1)
-        outcome = think_with_candidates(
-            self.thinker,
-            lambda index: self.energy_fn(folded_real if index is None else folded_real[index]),
-            init, num_steps, alpha, tolerance)
+        if cache is not None:  # starts drawn for every frame so both ways start alike
+            init = init[:, :, -1:]
+        energy_fn_for = self.backbone.folded_energy_fn(
+            self.head.embed_latents(real), self.head.embed_latents, self.thinker.num_steps,
+            count, cache)
+        outcome = think_with_candidates(self.thinker, energy_fn_for, init, num_steps, alpha,
+                                        tolerance)
         return Prediction(outcome.best, outcome.energy, outcome.trajectory, outcome.steps_used)

@@ -8,6 +8,7 @@ from ebtvision.datasets.text import build_tokenizer
 from ebtvision.registry import MODELS
 from ebtvision.structures import TextDataSample
 from ..heads.text_head import TextHead
+from ..layers.kv_cache import KVCache
 
 
 class TextPrediction(NamedTuple):
@@ -75,16 +76,29 @@ class LanguageModel(BaseModel):
             (self.eval_seed * 1_000_003 + sample_idx) * 10_007 + offset)
 
     def predict_logits(self, ids: torch.Tensor, data_samples=None, seed_offset: int = 0,
-                       **kwargs) -> TextPrediction:
-        """Next-token logits for every position of (B, T) ids."""
+                       cache: Optional[KVCache] = None, **kwargs) -> TextPrediction:
+        """Next-token logits for every position of (B, T) ids.
+
+        With a ``cache`` of the keys and values of the first tokens of ``ids``, the rest
+        are appended to it and only the last position's logits (B, 1, V) are returned.
+        """
         raise NotImplementedError
 
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, num_tokens: int, **kwargs) -> torch.Tensor:
-        """Greedy continuation (B, num_tokens) of (B, P) prompts, one token at a time."""
+    def generate(self, prompt: torch.Tensor, num_tokens: int, use_cache: bool = True,
+                 **kwargs) -> torch.Tensor:
+        """Greedy continuation (B, num_tokens) of (B, P) prompts, one token at a time.
+
+        With ``use_cache`` the real tokens' keys and values are kept (:class:`KVCache`),
+        so each new token costs one token's pass instead of re-reading the sequence; the
+        result is the same (up to float rounding). Thinking options go in ``kwargs``;
+        adaptive stopping then looks at the new token's energy alone.
+        """
+        cache = KVCache() if use_cache else None
         sequence = prompt
         for index in range(num_tokens):
-            logits = self.predict_logits(sequence, seed_offset=index + 1, **kwargs).logits
+            logits = self.predict_logits(sequence, seed_offset=index + 1, cache=cache,
+                                         **kwargs).logits
             sequence = torch.cat([sequence, self.head.decode(logits[:, -1:])], dim=1)
         return sequence[:, prompt.shape[1]:]
 

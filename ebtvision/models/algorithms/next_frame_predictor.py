@@ -12,6 +12,7 @@ from mmengine.model import BaseModel
 from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import NextFrameHead
+from ..layers.kv_cache import KVCache
 
 
 
@@ -141,8 +142,12 @@ class NextFramePredictor(BaseModel):
 
     def predict_next_latents(self, real: torch.Tensor,
                              data_samples: Optional[List[VideoDataSample]] = None,
-                             **kwargs) -> Prediction:
-        """Predict frames 1..T from real frames 0..T-1 (latents (B, T, C, h, w))."""
+                             cache: Optional[KVCache] = None, **kwargs) -> Prediction:
+        """Predict frames 1..T from real frames 0..T-1 (latents (B, T, C, h, w)).
+
+        With a ``cache`` of the first frames' keys and values, the rest are appended to it
+        and only frame T is predicted, (B, 1, C, h, w) (rollout).
+        """
         raise NotImplementedError
 
     def predict(self, inputs: torch.Tensor,
@@ -174,7 +179,7 @@ class NextFramePredictor(BaseModel):
         return data_samples
 
     @torch.no_grad()
-    def rollout(self, context: torch.Tensor, num_frames: int,
+    def rollout(self, context: torch.Tensor, num_frames: int, use_cache: bool = True,
                 **kwargs) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Predict ``num_frames`` frames autoregressively after ``context`` latents.
 
@@ -184,16 +189,22 @@ class NextFramePredictor(BaseModel):
         Args:
             context: (B, k, C, h, w) latents of the k conditioning frames.
             num_frames: Frames to predict.
+            use_cache: Keep the keys and values of the frames read (:class:`KVCache`), so
+                each new frame costs one frame's pass instead of re-reading the sequence;
+                the result is the same up to float rounding (adaptive stopping then looks
+                at the new frame's energy alone).
             **kwargs: Passed to :meth:`predict_next_latents` (e.g. ``num_candidates``).
 
         Returns:
             ``(frames, energies)``: (B, n, C, h, w) predicted latents and their (B, n)
             final energies (None for models without energies).
         """
+        cache = KVCache() if use_cache else None
         sequence = context
         frames, energies = [], []
         for index in range(num_frames):
-            pred, energy = self.predict_next_latents(sequence, seed_offset=index, **kwargs)[:2]
+            pred, energy = self.predict_next_latents(sequence, seed_offset=index, cache=cache,
+                                                     **kwargs)[:2]
             frames.append(pred[:, -1])
             if energy is not None:
                 energies.append(energy[:, -1])

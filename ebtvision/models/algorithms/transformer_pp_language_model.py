@@ -5,6 +5,7 @@ import torch
 
 from ebtvision.registry import MODELS
 from ebtvision.structures import TextDataSample
+from ..layers.kv_cache import KVCache
 from .language_model import LanguageModel, TextPrediction
 
 
@@ -23,7 +24,14 @@ class TransformerPPLanguageModel(LanguageModel):
         return dict(loss=self.head.loss(logits, targets, mask), accuracy=accuracy)
 
     def predict_logits(self, ids: torch.Tensor, data_samples=None, seed_offset: int = 0,
-                       **kwargs) -> TextPrediction:
-        """One forward pass; thinking options do not apply."""
-        features = self.backbone(self.head.embed_tokens(ids))
-        return TextPrediction(self.head.logits_from_features(features))
+                       cache: Optional[KVCache] = None, **kwargs) -> TextPrediction:
+        """One forward pass; thinking options do not apply.
+
+        With a ``cache`` (generation) only the tokens of ``ids`` after the cached ones are
+        read, and the logits (B, 1, V) of the next token are returned.
+        """
+        embeddings = self.head.embed_tokens(ids)
+        if cache is None:
+            return TextPrediction(self.head.logits_from_features(self.backbone(embeddings)))
+        features = self.backbone.extend(embeddings[:, cache.length:], cache)
+        return TextPrediction(self.head.logits_from_features(features[:, -1:]))

@@ -7,6 +7,7 @@ from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..backbones import CausalEBT
 from ..heads import masked_frame_loss
+from ..layers.kv_cache import KVCache
 from .next_frame_predictor import NextFramePredictor, Prediction
 
 
@@ -39,6 +40,14 @@ class TransformerPPNextFrame(NextFramePredictor):
 
     def predict_next_latents(self, real: torch.Tensor,
                              data_samples: Optional[List[VideoDataSample]] = None,
-                             **kwargs) -> Prediction:
-        """One forward pass; thinking options (steps, candidates) do not apply."""
-        return Prediction(self.head.predict(self.backbone(self.head.embed_latents(real))))
+                             cache: Optional[KVCache] = None, **kwargs) -> Prediction:
+        """One forward pass; thinking options (steps, candidates) do not apply.
+
+        With a ``cache`` (rollout) only the frames after the cached ones are read and the
+        frame after the last is predicted, (B, 1, C, h, w).
+        """
+        embeddings = self.head.embed_latents(real)
+        if cache is None:
+            return Prediction(self.head.predict(self.backbone(embeddings)))
+        features = self.backbone.extend(embeddings[:, cache.length:], cache)
+        return Prediction(self.head.predict(features[:, -1:]))

@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ebtvision.registry import MODELS
+from ..layers.kv_cache import KVCache
 from ..layers.llama import LlamaBlock, RMSNorm, rotary_tables
 from .arch_settings import resolve_arch
 
@@ -39,11 +40,21 @@ class CausalTransformer(BaseModule):
         self.norm = RMSNorm(self.embed_dims)
 
     def run_blocks(self, tokens: torch.Tensor, positions: torch.Tensor,
-                   mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """All blocks and the final norm over (B, N, D) tokens at rotary ``positions``."""
+                   mask: Optional[torch.Tensor], cache: Optional[KVCache] = None,
+                   append: bool = False) -> torch.Tensor:
+        """All blocks and the final norm over (B, N, D) tokens at rotary ``positions``.
+
+        With a ``cache`` the tokens also attend to the cached ones (``mask`` then spans
+        cached + new keys); ``append`` adds the tokens' own keys and values to it.
+        """
         cos, sin = rotary_tables(positions.to(tokens.device), self.embed_dims // self.num_heads)
-        for block in self.blocks:
-            tokens = block(tokens, cos, sin, mask)
+        new_keys_values = []
+        for index, block in enumerate(self.blocks):
+            past = cache.past(index) if cache is not None else None
+            tokens, keys_values = block(tokens, cos, sin, mask, past)
+            new_keys_values.append(keys_values)
+        if append:
+            cache.append(new_keys_values)
         return self.norm(tokens)
 
     def forward(self, real: torch.Tensor) -> torch.Tensor:
@@ -51,3 +62,21 @@ class CausalTransformer(BaseModule):
         frames = real.shape[1]
         mask = torch.ones(frames, frames, dtype=torch.bool, device=real.device).tril()
         return self.run_blocks(real, torch.arange(frames), mask)
+
+    @torch.no_grad()
+    def extend(self, real: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Causal features (B, n, D) of n real tokens that follow the cached ones.
+
+        Their keys and values are appended to ``cache``, so that reading a sequence in
+        pieces gives the features :meth:`forward` gives for the whole (inference only).
+        """
+        batch, count = real.shape[:2]
+        if count == 0:
+            raise ValueError('extend needs at least one new token')
+        if cache.batch is not None and cache.batch != batch:
+            raise ValueError(f'the cache holds a batch of {cache.batch}, got {batch} tokens')
+        start = cache.length
+        mask = torch.ones(count, start + count, dtype=torch.bool, device=real.device)
+        mask[:, start:] = mask[:, start:].tril()
+        return self.run_blocks(real, torch.arange(start, start + count), mask, cache,
+                               append=True)

@@ -1,5 +1,5 @@
 """Llama-style transformer pieces (RMSNorm, rotary positions, SwiGLU) for causal EBTs."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -73,16 +73,32 @@ class LlamaBlock(nn.Module):
         self.mlp = SwiGLU(embed_dims, mlp_ratio)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                attn_mask: Optional[torch.Tensor] = None,
+                past: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> tuple:
+        """Run the block on (B, N, D) tokens.
+
+        Args:
+            x: The tokens.
+            cos, sin: Rotary tables of their positions, (N, dh).
+            attn_mask: Boolean (N, P + N) mask, True = may attend (None: attend to all).
+            past: Rotated keys and values (B, H, P, dh) of earlier tokens (a KV cache);
+                the tokens attend to them first.
+
+        Returns:
+            ``(x, (keys, values))``: the new tokens and their own rotated keys and values,
+            which a cache appends.
+        """
         batch, tokens, dims = x.shape
         qkv = self.qkv(self.attn_norm(x)).reshape(batch, tokens, 3, self.num_heads,
                                                   dims // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], dim=2),
+                                                    torch.cat([past[1], v], dim=2))
         if torch.is_grad_enabled():  # the math kernel is the one with a double backward
             with sdpa_kernel(SDPBackend.MATH):
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+                out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
         x = x + self.proj(out.transpose(1, 2).reshape(batch, tokens, dims))
-        return x + self.mlp(self.mlp_norm(x))
+        return x + self.mlp(self.mlp_norm(x)), (k, v)
