@@ -206,3 +206,17 @@ def test_adaptive_stopping_for_video():
     model.test_cfg['tolerance'] = 10.0
     predicted = model.predict(torch.cat([real, clips()[:, -1:]], 1), samples(2))
     assert float(predicted[0].steps_used) == 1.0
+
+
+def test_visible_part_basis_follows_the_weight():
+    head = NextFrameHead(LATENT, embed_dims=4)
+    latents = torch.randn(1, 2, *LATENT)
+    first = head.visible_part(latents)
+    assert torch.equal(head.visible_part(latents), first)  # the cached basis
+    with torch.no_grad():
+        head.embed.weight.normal_()  # an optimizer step changes the weight in place
+    changed = head.visible_part(latents)
+    fresh = NextFrameHead(LATENT, embed_dims=4)
+    fresh.load_state_dict(head.state_dict())
+    torch.testing.assert_close(changed, fresh.visible_part(latents))
+    assert not torch.allclose(changed, first)

@@ -98,7 +98,7 @@ class EBTNextFrame(NextFramePredictor):
             self.head.init_candidates(
                 real[position].expand(count, *real.shape[1:]),
                 self.eval_generator(data_samples, position, seed_offset),
-                noise_std=self.test_cfg.get('candidate_noise', 0.1))
+                noise_std=self.test_cfg.get('candidate_noise', 0.1) if count > 1 else 0.0)
             for position in range(batch)
         ], dim=1)
         if not self.head.random_init:

@@ -77,6 +77,7 @@ class NextFrameHead(BaseModule):
         self.init_std = init_std
         self.embed = nn.Linear(self.latent_dims, embed_dims)
         self.predictor = nn.Linear(embed_dims, self.latent_dims) if predict_latents else None
+        self._row_space = None  # (weight key, orthonormal basis) of visible_part
 
     def check_latents(self, latents: torch.Tensor) -> None:
         if tuple(latents.shape[2:]) != self.latent_shape:
@@ -123,9 +124,15 @@ class NextFrameHead(BaseModule):
         outside that space would never be removed. Perturbations for self-verification
         are kept inside it.
         """
+        weight = self.embed.weight
+        # The QR costs more than a thinking step of a small model: reuse it until the
+        # weight changes (optimizer steps bump the tensor's version).
+        key = (weight.data_ptr(), weight._version, weight.device)
+        if self._row_space is None or self._row_space[0] != key:
+            with torch.no_grad():
+                self._row_space = (key, torch.linalg.qr(weight.detach().t().float())[0])
+        basis = self._row_space[1].to(latents.dtype)  # (L, D)
         with torch.no_grad():
-            basis, _ = torch.linalg.qr(self.embed.weight.detach().t().float())  # (L, D)
-            basis = basis.to(latents.dtype)
             flat = latents.flatten(2)
             return ((flat @ basis) @ basis.t()).view_as(latents)
 
