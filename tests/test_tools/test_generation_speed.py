@@ -15,7 +15,7 @@ def test_cached_and_re_read_outputs_agree(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     generation_speed.main(['--weights', 'random', '--prompt-lengths', '12', '--new-tokens',
                            '3', '--context', '3', '--new-frames', '2', '--batch-size', '2',
-                           '--num-candidates', '2'])
+                           '--num-candidates', '2', '--repeats', '1'])
     rows = [line.split('|') for line in capsys.readouterr().out.splitlines()
             if line.startswith('| ') and 'random weights' in line]
     assert [cells[1].strip() for cells in rows] == [

@@ -2,13 +2,14 @@
 
     python tools/benchmark/generation_speed.py [--text-configs C ...] [--video-configs C ...]
         [--prompt-lengths 64 256] [--new-tokens 32] [--context 8] [--new-frames 16]
-        [--batch-size 4] [--thinking-steps S] [--num-candidates M] [--threads 2]
+        [--batch-size 4] [--thinking-steps S] [--num-candidates M] [--repeats 3]
 
 For each model, the same continuation is produced twice: re-reading the whole sequence
 for every new token / frame (``use_cache=False``, what the reference code does), and with
 the real tokens' keys and values kept (:class:`KVCache`), where each step reads one token
-and an EBT scores its candidate against the cache. The table gives seconds, tokens
-(frames) per second, the speed-up and whether both ways produced the same output.
+and an EBT scores its candidate against the cache. The table gives seconds (median of
+``--repeats`` runs), tokens (frames) per second, the speed-up and whether both ways
+produced the same output.
 
 Data is real and offline: prompts are the first bytes of Python's ``pydoc_data`` help
 topics (one topic per batch row); video contexts are the first validation clip of the
@@ -22,6 +23,7 @@ import glob
 import os
 import os.path as osp
 import re
+import statistics
 import sys
 import time
 
@@ -49,6 +51,7 @@ def parse_args(argv=None):
     parser.add_argument('--num-candidates', type=int, default=1, help='EBT self-verification')
     parser.add_argument('--weights', choices=['auto', 'random'], default='auto',
                         help='auto: the quick-start checkpoint when there is one')
+    parser.add_argument('--repeats', type=int, default=3, help='runs per setting (median)')
     parser.add_argument('--threads', type=int, default=2)
     return parser.parse_args(argv)
 
@@ -74,10 +77,14 @@ def thinking_options(model, args) -> dict:
     return dict(num_steps=args.thinking_steps, num_candidates=args.num_candidates)
 
 
-def timed(run):
-    started = time.perf_counter()
-    result = run()
-    return result, time.perf_counter() - started
+def timed(run, repeats: int):
+    """(output, median seconds) of ``repeats`` runs."""
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        seconds.append(time.perf_counter() - started)
+    return result, statistics.median(seconds)
 
 
 def pydoc_prompts(model, count: int, length: int):
@@ -134,8 +141,9 @@ def main(argv=None) -> None:
             prompt = pydoc_prompts(model, args.batch_size, length)
             model.generate(prompt[:, :8], 2, **options)  # warm-up
             plain = timed(lambda: model.generate(prompt, args.new_tokens, use_cache=False,
-                                                 **options))
-            cached = timed(lambda: model.generate(prompt, args.new_tokens, **options))
+                                                 **options), args.repeats)
+            cached = timed(lambda: model.generate(prompt, args.new_tokens, **options),
+                           args.repeats)
             same = 'yes' if torch.equal(plain[0], cached[0]) else (
                 f'{(plain[0] == cached[0]).float().mean():.0%} of tokens')
             print(row(name, source, length, args.new_tokens, plain, cached, same), flush=True)
@@ -148,8 +156,9 @@ def main(argv=None) -> None:
         context = video_context(model, config_path, args.batch_size, args.context)
         model.rollout(context[:, :2], 1, **options)  # warm-up
         plain = timed(lambda: model.rollout(context, args.new_frames, use_cache=False,
-                                            **options)[0])
-        cached = timed(lambda: model.rollout(context, args.new_frames, **options)[0])
+                                            **options)[0], args.repeats)
+        cached = timed(lambda: model.rollout(context, args.new_frames, **options)[0],
+                       args.repeats)
         error = (plain[0] - cached[0]).abs().max().item()
         print(row(name, source, args.context, args.new_frames, plain, cached,
                   f'max diff {error:.1e}'), flush=True)
