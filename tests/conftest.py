@@ -87,11 +87,13 @@ TINY_CONFIG = """
 default_scope = 'ebtvision'
 model_kind = '{kind}'
 _backbone = dict(arch=dict(depth=1, num_heads=2, embed_dims=16), img_size=16, patch_size=8)
-if model_kind == 'ebt':
+if model_kind in ('ebt', 'ebt_replay'):
     model = dict(type='EBTDenoiser', backbone=dict(type='BidirectionalEBT', **_backbone),
                  thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=5.0,
                               random_step_size_scale=2.0),
                  eval_noise_levels=[0.1, 0.2])
+    if model_kind == 'ebt_replay':
+        model['replay_buffer'] = dict(type='ReplayBuffer', capacity=6, replay_fraction=0.5)
     _paramwise = dict(custom_keys={{'thinker.alpha': dict(lr_mult=10.0, decay_mult=0.0)}})
 else:
     model = dict(type='DiTDenoiser', backbone=dict(type='DiT', **_backbone),
@@ -172,7 +174,7 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture
 def tiny_config(tmp_path):
-    """Factory: ``tiny_config(kind='ebt'|'dit')`` -> path of a tiny runnable config."""
+    """Factory: ``tiny_config(kind='ebt'|'ebt_replay'|'dit')`` -> path of a tiny runnable config."""
 
     def make(kind: str = 'ebt') -> str:
         train_root = write_image_folder(str(tmp_path / 'data' / 'train'), 8, seed=1)

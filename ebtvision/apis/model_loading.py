@@ -39,8 +39,10 @@ def load_config(config: Union[str, os.PathLike, Config],
 def _fit_report(model: torch.nn.Module, state: dict):
     """Missing / unexpected / mismatched weights of ``state`` for ``model``."""
     expected = model.state_dict()
-    # Frozen encoders may be left out of checkpoints (they are built from their weights).
-    missing = [k for k in expected if k not in state and not k.startswith('encoder.')]
+    # Frozen encoders may be left out of checkpoints (they are built from their weights),
+    # and extra state (a replay buffer's contents) is not a weight.
+    missing = [k for k in expected if k not in state and not k.startswith('encoder.')
+               and not k.endswith('_extra_state')]
     unexpected = [k for k in state if k not in expected]
     mismatched = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
                   if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]

@@ -75,3 +75,37 @@ def test_select_lowest_energy_per_sample_and_per_frame():
     assert index.tolist() == [1, 1] and torch.equal(best, candidates[1, :, :, 0])
     with pytest.raises(ValueError):
         select_lowest_energy(candidates, energies[:2])
+
+
+def test_buffer_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    module = torch.nn.Module()
+    module.replay_buffer = ReplayBuffer(capacity=6, seed=3)
+    for start in (0, 10):
+        module.replay_buffer.push(batch(start), torch.ones(4, 1) * start)
+    module.replay_buffer.mix(batch(50), torch.zeros(4, 1))  # advance the generator
+    path = tmp_path / 'buffer.pth'
+    torch.save(module.state_dict(), path)
+    restored = torch.nn.Module()
+    restored.replay_buffer = ReplayBuffer(capacity=6)
+    restored.load_state_dict(torch.load(path, weights_only=True))
+    assert len(restored.replay_buffer) == 6
+    for key, value in module.replay_buffer.storage.items():
+        assert torch.equal(restored.replay_buffer.storage[key], value)
+    # Both draw the same buffered samples next.
+    expected = module.replay_buffer.mix(batch(60), torch.zeros(4, 1))[0]['real']
+    assert torch.equal(restored.replay_buffer.mix(batch(60), torch.zeros(4, 1))[0]['real'],
+                       expected)
+
+
+def test_buffer_left_out_of_checkpoints_and_bad_state():
+    buffer = ReplayBuffer(capacity=4, save_in_checkpoint=False)
+    buffer.push(batch(0), torch.zeros(4, 1))
+    assert buffer.get_extra_state() == {}
+    fresh = ReplayBuffer(capacity=4)
+    fresh.set_extra_state({})  # a checkpoint saved without the buffer
+    assert len(fresh) == 0
+    with pytest.raises(ValueError, match='inconsistent'):
+        fresh.set_extra_state(dict(storage=dict(real=torch.zeros(3, 2),
+                                                prediction=torch.zeros(2, 1)),
+                                   generator=torch.Generator().get_state()))
+    assert 'capacity=4' in repr(buffer) and 'size=4' in repr(buffer)

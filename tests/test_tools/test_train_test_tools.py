@@ -26,8 +26,9 @@ def weights(path):
     return load_checkpoint_weights_only(path, map_location='cpu')['state_dict']
 
 
-@pytest.mark.parametrize('kind', ['ebt', 'dit'])
+@pytest.mark.parametrize('kind', ['ebt', 'dit', 'ebt_replay'])
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_config, tmp_path, kind):
+    # ebt_replay: the replay buffer's samples and generator are in the checkpoint.
     config = tiny_config(kind)
     whole, split = str(tmp_path / 'whole'), str(tmp_path / 'split')
     run_tool('tools/train.py', config, '--work-dir', whole)
@@ -41,6 +42,9 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_config, t
     assert expected.keys() == actual.keys()
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0)
+    if kind == 'ebt_replay':
+        buffer = actual['replay_buffer._extra_state']['storage']
+        assert len(buffer['prediction']) == 6  # full after 4 batches of 4
     # the best checkpoint by validation PSNR is kept
     assert any(name.startswith('best_denoise_psnr@0.1') for name in os.listdir(whole))
 

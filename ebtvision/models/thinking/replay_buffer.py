@@ -5,9 +5,10 @@ samples replaced by buffered ones that start from their stored prediction instea
 fresh initial candidate, so the model also learns to refine already good candidates
 (an effectively longer trajectory at no extra cost).
 """
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
+from torch import nn
 
 from ebtvision.registry import MODELS
 
@@ -15,12 +16,17 @@ Batch = Dict[str, torch.Tensor]
 
 
 @MODELS.register_module()
-class ReplayBuffer:
+class ReplayBuffer(nn.Module):
     """A FIFO of per-sample tensors, mixed into new batches.
 
     Every tensor of a batch dict has the batch as its first dim; the buffer stores each
-    sample's entries plus its final prediction, detached. The buffer lives on the model's
-    device and is not part of checkpoints (it refills within ``capacity / batch`` iters).
+    sample's entries plus its final prediction, detached, on the model's device. It has
+    no weights, but its contents and its generator are the module's extra state, so they
+    are saved in checkpoints and a resumed run replays exactly what an uninterrupted one
+    would (with DDP, rank 0's buffer is saved and every rank resumes with it).
+    ``save_in_checkpoint=False`` leaves them out (the buffer then refills within
+    ``capacity / batch`` iterations): a video buffer of 192 clips of 16 SD latents is
+    about 115 MB.
 
     Args:
         capacity: Samples kept (the paper: 192).
@@ -28,10 +34,12 @@ class ReplayBuffer:
             the buffer holds enough of them.
         seed: Seed of the buffer's own generator (which buffered samples are drawn), so
             sampling does not consume the global RNG.
+        save_in_checkpoint: Whether checkpoints hold the buffer.
     """
 
     def __init__(self, capacity: int = 192, replay_fraction: float = 0.5,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, save_in_checkpoint: bool = True) -> None:
+        super().__init__()
         if capacity < 1:
             raise ValueError(f'capacity must be >= 1, got {capacity}')
         if not 0 <= replay_fraction <= 1:
@@ -41,6 +49,7 @@ class ReplayBuffer:
         self.generator = torch.Generator()
         self.generator.manual_seed(0 if seed is None else seed)
         self.storage: Optional[Batch] = None
+        self.save_in_checkpoint = save_in_checkpoint
 
     def __len__(self) -> int:
         return 0 if self.storage is None else len(self.storage['prediction'])
@@ -62,8 +71,8 @@ class ReplayBuffer:
                 self.storage = {k: v[-self.capacity:] for k, v in entries.items()}
                 return
         self.storage = {
-            key: torch.cat([self.storage[key], value.to(self.storage[key].device)])[
-                -self.capacity:]
+            # The buffer follows the data's device (it may come from a CPU checkpoint).
+            key: torch.cat([self.storage[key].to(value.device), value])[-self.capacity:]
             for key, value in entries.items()
         }
 
@@ -89,6 +98,26 @@ class ReplayBuffer:
         replayed = self.storage['prediction'][picks].to(device=init.device, dtype=init.dtype)
         return mixed, torch.cat([init[:keep], replayed]), count
 
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(capacity={self.capacity}, '
-                f'replay_fraction={self.replay_fraction}, size={len(self)})')
+    def get_extra_state(self) -> Dict[str, Any]:
+        """The buffered samples and the generator (plain tensors: loads weights-only)."""
+        if not self.save_in_checkpoint:
+            return {}
+        storage = {key: value.cpu() for key, value in (self.storage or {}).items()}
+        return dict(storage=storage, generator=self.generator.get_state())
+
+    def set_extra_state(self, state: Dict[str, Any]) -> None:
+        if not state:  # saved without the buffer: keep refilling from empty
+            return
+        stored = state.get('storage') or {}
+        lengths = {len(value) for value in stored.values()}
+        if stored and ('prediction' not in stored or len(lengths) != 1):
+            raise ValueError('replay buffer state is inconsistent: every entry needs the same '
+                             f'number of samples and a prediction, got {sorted(stored)}')
+        # Kept where it was saved (CPU) until the next push moves it to the data's device.
+        self.storage = ({key: value[-self.capacity:] for key, value in stored.items()}
+                        if stored else None)
+        self.generator.set_state(state['generator'])
+
+    def extra_repr(self) -> str:
+        return (f'capacity={self.capacity}, replay_fraction={self.replay_fraction}, '
+                f'size={len(self)}')
