@@ -4,6 +4,11 @@ import os
 import os.path as osp
 import sys
 
+# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other processes a
+# spinning thread starves its partner (measured on the 2-core quick-start: 60 iterations in
+# 23.6 s instead of 28.2 s). Read when torch loads OpenMP; the user's own value wins.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
