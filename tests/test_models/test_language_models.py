@@ -98,8 +98,25 @@ def test_predict_fills_samples_and_generates_completions():
         # Generation feeds its own tokens back: the first generated token is the argmax
         # of the prompt's last position.
         prompt = data['inputs'][:1, :sample.prompt_length]
-        first = model.predict_logits(prompt, seed_offset=1).logits[0, -1].argmax()
+        first = model.predict_logits(prompt, [sample], seed_offset=1).logits[0, -1].argmax()
         assert int(sample.pred_completion_tokens[0]) == int(first)
+
+
+def test_batched_completions_match_one_sample_at_a_time():
+    model = ebt().eval()
+    dataset = DyckDataset(num_samples=12, length=(3, 8), seq_len=24, seed=5)
+    data = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(12)]))
+    lengths = [int(sample.prompt_length) for sample in data['data_samples']]
+    assert len(set(lengths)) < len(lengths)  # some prompts share a length: real batching
+    with torch.no_grad():
+        batched = model(**data, mode='predict')
+    for position in range(12):
+        single = model.data_preprocessor(pseudo_collate([dataset[position]]))
+        with torch.no_grad():
+            alone = model(**single, mode='predict')[0]
+        assert torch.equal(alone.pred_completion_tokens,
+                           batched[position].pred_completion_tokens)
+        assert len(alone.pred_completion_tokens) == len(alone.completion.encode())
 
 
 def test_cached_generation_matches_rereading_the_sequence():

@@ -86,19 +86,21 @@ class LanguageModel(BaseModel):
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, num_tokens: int, use_cache: bool = True,
+                 data_samples: Optional[List[TextDataSample]] = None,
                  **kwargs) -> torch.Tensor:
         """Greedy continuation (B, num_tokens) of (B, P) prompts, one token at a time.
 
         With ``use_cache`` the real tokens' keys and values are kept (:class:`KVCache`),
         so each new token costs one token's pass instead of re-reading the sequence; the
-        result is the same (up to float rounding). Thinking options go in ``kwargs``;
-        adaptive stopping then looks at the new token's energy alone.
+        result is the same (up to float rounding). ``data_samples`` (one per row) seed an
+        EBT's random starts by sample. Thinking options go in ``kwargs``; adaptive
+        stopping then looks at the new token's energy alone.
         """
         cache = KVCache() if use_cache else None
         sequence = prompt
         for index in range(num_tokens):
-            logits = self.predict_logits(sequence, seed_offset=index + 1, cache=cache,
-                                         **kwargs).logits
+            logits = self.predict_logits(sequence, data_samples, seed_offset=index + 1,
+                                         cache=cache, **kwargs).logits
             sequence = torch.cat([sequence, self.head.decode(logits[:, -1:])], dim=1)
         return sequence[:, prompt.shape[1]:]
 
@@ -132,10 +134,26 @@ class LanguageModel(BaseModel):
                 sample.energies = prediction.energies[position].detach().cpu()
             if prediction.steps_used is not None:
                 sample.steps_used = prediction.steps_used[position].detach().cpu()
-            completion = sample.metainfo.get('completion')
-            if completion and self.test_cfg.get('complete', True):
-                prompt = inputs[position:position + 1, :int(sample.prompt_length)]
-                generated = self.generate(prompt, len(self.tokenizer.encode(completion)))
-                sample.pred_completion_tokens = generated[0].cpu()
-                sample.pred_completion = self.tokenizer.decode(generated[0].tolist())
+        if self.test_cfg.get('complete', True):
+            self.complete(inputs, data_samples)
         return data_samples
+
+    def complete(self, inputs: torch.Tensor, data_samples: List[TextDataSample]) -> None:
+        """Generate each sample's completion (Dyck: the closing brackets) after its prompt.
+
+        Samples with prompts of the same length are generated as one batch, as long as
+        the longest completion among them; each keeps its own number of tokens. Seeds
+        follow the samples, so batching does not change an EBT's result.
+        """
+        by_prompt_length = {}
+        for position, sample in enumerate(data_samples):
+            if sample.metainfo.get('completion'):
+                by_prompt_length.setdefault(int(sample.prompt_length), []).append(position)
+        for length, positions in by_prompt_length.items():
+            group = [data_samples[position] for position in positions]
+            counts = [len(self.tokenizer.encode(sample.completion)) for sample in group]
+            generated = self.generate(inputs[positions, :length], max(counts),
+                                      data_samples=group)
+            for sample, tokens, count in zip(group, generated, counts):
+                sample.pred_completion_tokens = tokens[:count].cpu()
+                sample.pred_completion = self.tokenizer.decode(tokens[:count].tolist())
