@@ -71,10 +71,13 @@ def load(config_path: str, weights: str):
     return init_model(cfg, checkpoint, 'cpu').eval(), checkpoint or 'random weights'
 
 
-def thinking_options(model, args) -> dict:
-    if not hasattr(model, 'thinker'):
-        return {}
-    return dict(num_steps=args.thinking_steps, num_candidates=args.num_candidates)
+def prepare(config_path: str, args):
+    """(model, weights source, name, thinking options) of a config."""
+    model, source = load(config_path, args.weights)
+    options = {}
+    if hasattr(model, 'thinker'):
+        options = dict(num_steps=args.thinking_steps, num_candidates=args.num_candidates)
+    return model, source, osp.splitext(osp.basename(config_path))[0], options
 
 
 def timed(run, repeats: int):
@@ -85,6 +88,11 @@ def timed(run, repeats: int):
         result = run()
         seconds.append(time.perf_counter() - started)
     return result, statistics.median(seconds)
+
+
+def both_ways(run, repeats: int):
+    """``(re-read, cached)``: ``timed`` of ``run(use_cache)`` without and with the cache."""
+    return timed(lambda: run(False), repeats), timed(lambda: run(True), repeats)
 
 
 def pydoc_prompts(model, count: int, length: int):
@@ -134,31 +142,25 @@ def main(argv=None) -> None:
     if args.text_configs:
         print('\nText generation (greedy, bytes of pydoc help topics)\n' + header)
     for config_path in args.text_configs:
-        model, source = load(config_path, args.weights)
-        options = thinking_options(model, args)
-        name = osp.splitext(osp.basename(config_path))[0]
+        model, source, name, options = prepare(config_path, args)
         for length in args.prompt_lengths:
             prompt = pydoc_prompts(model, args.batch_size, length)
             model.generate(prompt[:, :8], 2, **options)  # warm-up
-            plain = timed(lambda: model.generate(prompt, args.new_tokens, use_cache=False,
-                                                 **options), args.repeats)
-            cached = timed(lambda: model.generate(prompt, args.new_tokens, **options),
-                           args.repeats)
+            plain, cached = both_ways(
+                lambda cache: model.generate(prompt, args.new_tokens, use_cache=cache,
+                                             **options), args.repeats)
             same = 'yes' if torch.equal(plain[0], cached[0]) else (
                 f'{(plain[0] == cached[0]).float().mean():.0%} of tokens')
             print(row(name, source, length, args.new_tokens, plain, cached, same), flush=True)
     if args.video_configs:
         print('\nVideo rollout (latents, first validation clip)\n' + header)
     for config_path in args.video_configs:
-        model, source = load(config_path, args.weights)
-        options = thinking_options(model, args)
-        name = osp.splitext(osp.basename(config_path))[0]
+        model, source, name, options = prepare(config_path, args)
         context = video_context(model, config_path, args.batch_size, args.context)
         model.rollout(context[:, :2], 1, **options)  # warm-up
-        plain = timed(lambda: model.rollout(context, args.new_frames, use_cache=False,
-                                            **options)[0], args.repeats)
-        cached = timed(lambda: model.rollout(context, args.new_frames, **options)[0],
-                       args.repeats)
+        plain, cached = both_ways(
+            lambda cache: model.rollout(context, args.new_frames, use_cache=cache,
+                                        **options)[0], args.repeats)
         error = (plain[0] - cached[0]).abs().max().item()
         print(row(name, source, args.context, args.new_frames, plain, cached,
                   f'max diff {error:.1e}'), flush=True)
