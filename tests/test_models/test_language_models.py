@@ -131,6 +131,13 @@ def test_cached_generation_matches_rereading_the_sequence():
         full = model.predict_logits(prompt, seed_offset=1, **options).logits
         assert last.shape == (2, 1, 258) and cache.length == 10
         torch.testing.assert_close(last, full[:, -1:], rtol=1e-4, atol=1e-4)
+    # Adaptive stopping against the cache: a huge tolerance stops every token after one step.
+    model = ebt().eval()
+    prompt = batch(model, count=2)['inputs'][:, :10]
+    adaptive = model.predict_logits(prompt, num_steps=4, tolerance=10.0, cache=KVCache())
+    assert adaptive.steps_used.tolist() == [1.0, 1.0]
+    torch.testing.assert_close(adaptive.logits,
+                               model.predict_logits(prompt, num_steps=1, cache=KVCache()).logits)
 
 
 def test_completion_loss_masks_the_prompt():
