@@ -131,6 +131,15 @@ def test_cached_generation_matches_rereading_the_sequence():
         full = model.predict_logits(prompt, seed_offset=1, **options).logits
         assert last.shape == (2, 1, 258) and cache.length == 10
         torch.testing.assert_close(last, full[:, -1:], rtol=1e-4, atol=1e-4)
+        # Details: each generated token's final energy (EBTs only).
+        details = model.generate(prompt, 3, return_details=True, **options)
+        assert torch.equal(details.tokens, cached[:, :3])
+        if isinstance(model, EBTLanguageModel):
+            first = model.predict_logits(prompt, seed_offset=1, **options).energies[:, -1]
+            assert details.energies.shape == (2, 3)
+            torch.testing.assert_close(details.energies[:, 0], first, rtol=1e-4, atol=1e-4)
+        else:
+            assert details.energies is None
     # Adaptive stopping against the cache: a huge tolerance stops every token after one step.
     model = ebt().eval()
     prompt = batch(model, count=2)['inputs'][:, :10]

@@ -18,6 +18,13 @@ class TextPrediction(NamedTuple):
     steps_used: Optional[torch.Tensor] = None  #: (B,) steps taken (adaptive compute)
 
 
+class Generation(NamedTuple):
+    """What ``generate(..., return_details=True)`` returns."""
+    tokens: torch.Tensor  #: (B, n) generated tokens
+    energies: Optional[torch.Tensor] = None  #: (B, n) final energy of each (EBTs)
+    steps_used: Optional[torch.Tensor] = None  #: (B, n) thinking steps of each (adaptive)
+
+
 class LanguageModel(BaseModel):
     """Base class of next-token predictors over (B, L + 1) token batches.
 
@@ -87,7 +94,7 @@ class LanguageModel(BaseModel):
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, num_tokens: int, use_cache: bool = True,
                  data_samples: Optional[List[TextDataSample]] = None,
-                 **kwargs) -> torch.Tensor:
+                 return_details: bool = False, **kwargs):
         """Greedy continuation (B, num_tokens) of (B, P) prompts, one token at a time.
 
         With ``use_cache`` the real tokens' keys and values are kept (:class:`KVCache`),
@@ -95,14 +102,27 @@ class LanguageModel(BaseModel):
         result is the same (up to float rounding). ``data_samples`` (one per row) seed an
         EBT's random starts by sample. Thinking options go in ``kwargs``; adaptive
         stopping then looks at the new token's energy alone.
+
+        Returns:
+            The tokens, or with ``return_details`` a :class:`Generation` that adds each
+            generated token's final energy and thinking steps (EBTs).
         """
         cache = KVCache() if use_cache else None
         sequence = prompt
+        energies, steps = [], []
         for index in range(num_tokens):
-            logits = self.predict_logits(sequence, data_samples, seed_offset=index + 1,
-                                         cache=cache, **kwargs).logits
-            sequence = torch.cat([sequence, self.head.decode(logits[:, -1:])], dim=1)
-        return sequence[:, prompt.shape[1]:]
+            prediction = self.predict_logits(sequence, data_samples, seed_offset=index + 1,
+                                             cache=cache, **kwargs)
+            sequence = torch.cat([sequence, self.head.decode(prediction.logits[:, -1:])], dim=1)
+            if prediction.energies is not None:
+                energies.append(prediction.energies[:, -1])
+            if prediction.steps_used is not None:
+                steps.append(prediction.steps_used)
+        tokens = sequence[:, prompt.shape[1]:]
+        if not return_details:
+            return tokens
+        return Generation(tokens, torch.stack(energies, 1) if energies else None,
+                          torch.stack(steps, 1) if steps else None)
 
     # ----------------------------------------------------------------- API
     def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None,
