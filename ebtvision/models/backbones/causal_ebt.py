@@ -117,8 +117,13 @@ class CausalEBT(CausalTransformer):
             folded = real.unsqueeze(0).expand(count, *real.shape).flatten(0, 1)
             return lambda index: self.energy_fn(folded if index is None else folded[index],
                                                 embed_candidates, num_trained_steps)
+        if real.shape[1] < cache.length:
+            raise ValueError(f'the cache holds {cache.length} tokens, more than the '
+                             f'{real.shape[1]} given: it belongs to another sequence')
         if real.shape[1] > cache.length:
             self.extend(real[:, cache.length:], cache)
+        if cache.batch != real.shape[0]:
+            raise ValueError(f'the cache holds a batch of {cache.batch}, got {real.shape[0]}')
         folded_cache = cache.repeat(count)
 
         def energy_fn_for(index: Optional[torch.Tensor]):
