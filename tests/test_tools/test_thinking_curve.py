@@ -105,3 +105,49 @@ def test_models_that_do_not_think_are_refused(video_config, tiny_config, tmp_pat
     assert 'need an EBT' in capsys.readouterr().err
     assert thinking_curve.main([tiny_config('ebt'), str(tmp_path / 'missing.pth')]) == 1
     assert 'missing.pth does not exist' in capsys.readouterr().err
+
+
+TEXT_CONFIG = """
+default_scope = 'ebtvision'
+model = dict(type='EBTLanguageModel',
+             backbone=dict(type='CausalEBT', arch=dict(depth=1, num_heads=2, embed_dims=16),
+                           max_steps=2),
+             thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=50.0))
+_dyck = dict(type='DyckDataset', num_samples=6, num_types=2, seq_len=40)
+val_dataloader = dict(dataset=dict(length=(4, 8), max_depth=3, seed=1, **_dyck))
+test_dataloader = dict(dataset=dict(length=(10, 14), max_depth=6, seed=2, **_dyck))
+"""
+
+
+def test_language_model_curves_on_both_splits(tmp_path, capsys):
+    config = tmp_path / 'text.py'
+    config.write_text(TEXT_CONFIG)
+    ckpt = checkpoint_of(str(config), str(tmp_path / 'text.pth'))
+    out = str(tmp_path / 'curve')
+    assert thinking_curve.main([str(config), ckpt, '--steps', '1', '2', '--candidates', '1',
+                                '2', '--tolerance', '0.5', '--out-dir', out]) == 0
+    rows = rows_of(out)
+    assert {(r['split'], r['steps'], r['candidates']) for r in rows if not r['tolerance']} == {
+        (split, s, m) for split in ('val', 'test') for s in (1, 2) for m in (1, 2)}
+    assert len([r for r in rows if r['tolerance']]) == 2
+    for r in rows:
+        assert 0 <= r['completion_accuracy'] <= 1 and r['perplexity'] > 1
+    printed = capsys.readouterr().out
+    assert 'completion acc.' in printed and '| EBT | test |' in printed
+    # The 1-step, 1-candidate test row is what tools/test.py's metric gives.
+    from mmengine.dataset import pseudo_collate
+
+    from ebtvision.evaluation import LanguageModelMetric
+    from ebtvision.registry import DATASETS
+    model = init_model(str(config), ckpt)
+    model.test_cfg.update(num_steps=1)
+    dataset = DATASETS.build(model.cfg.test_dataloader.dataset)
+    data = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(len(dataset))]))
+    metric = LanguageModelMetric()
+    with torch.no_grad():
+        metric.process(None, model.predict(data['inputs'], data['data_samples']))
+    expected = metric.compute_metrics(metric.results)
+    first = next(r for r in rows if r['split'] == 'test' and r['steps'] == 1
+                 and r['candidates'] == 1 and not r['tolerance'])
+    assert first['perplexity'] == pytest.approx(expected['perplexity'], rel=1e-5)
+    assert first['completion_accuracy'] == expected['completion_accuracy']
