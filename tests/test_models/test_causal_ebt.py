@@ -172,9 +172,10 @@ def test_cache_errors_are_clear():
         net.extend(torch.randn(3, 1, 16), cache)
     with pytest.raises(ValueError, match='at least one'):
         net.extend(torch.randn(2, 0, 16), cache)
-    energy_fn_for = net.folded_energy_fn(torch.randn(2, 3, 16), lambda c: c, 2, 1, cache)
+    energy_fn_for = net.folded_energy_fn(torch.randn(2, 3, 16), lambda r: r, lambda c: c, 2, 1,
+                                         cache)
     assert energy_fn_for(None)(torch.randn(2, 1, 16), 0).shape == (2, 1)
     with pytest.raises(ValueError, match='another sequence'):
-        net.folded_energy_fn(torch.randn(2, 2, 16), lambda c: c, 2, 1, cache)
+        net.folded_energy_fn(torch.randn(2, 2, 16), lambda r: r, lambda c: c, 2, 1, cache)
     with pytest.raises(ValueError, match='batch of 2'):
-        net.folded_energy_fn(torch.randn(1, 3, 16), lambda c: c, 2, 1, cache)
+        net.folded_energy_fn(torch.randn(1, 3, 16), lambda r: r, lambda c: c, 2, 1, cache)

@@ -87,7 +87,7 @@ class EBTLanguageModel(LanguageModel):
         if cache is not None:
             starts = starts[:, :, -1:]
         energy_fn_for = self.backbone.folded_energy_fn(
-            self.head.embed_tokens(ids), self.head.embed_candidates, self.thinker.num_steps,
+            ids, self.head.embed_tokens, self.head.embed_candidates, self.thinker.num_steps,
             count, cache)
         outcome = think_with_candidates(self.thinker, energy_fn_for, starts, num_steps, alpha,
                                         tolerance, transform=self.head.normalize)

@@ -106,7 +106,7 @@ class EBTNextFrame(NextFramePredictor):
         if cache is not None:  # starts drawn for every frame so both ways start alike
             init = init[:, :, -1:]
         energy_fn_for = self.backbone.folded_energy_fn(
-            self.head.embed_latents(real), self.head.embed_latents, self.thinker.num_steps,
+            real, self.head.embed_latents, self.head.embed_latents, self.thinker.num_steps,
             count, cache)
         outcome = think_with_candidates(self.thinker, energy_fn_for, init, num_steps, alpha,
                                         tolerance)

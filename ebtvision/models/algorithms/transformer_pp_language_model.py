@@ -30,8 +30,8 @@ class TransformerPPLanguageModel(LanguageModel):
         With a ``cache`` (generation) only the tokens of ``ids`` after the cached ones are
         read, and the logits (B, 1, V) of the next token are returned.
         """
-        embeddings = self.head.embed_tokens(ids)
         if cache is None:
-            return TextPrediction(self.head.logits_from_features(self.backbone(embeddings)))
-        features = self.backbone.extend(embeddings[:, cache.length:], cache)
+            features = self.backbone(self.head.embed_tokens(ids))
+            return TextPrediction(self.head.logits_from_features(features))
+        features = self.backbone.extend(self.head.embed_tokens(ids[:, cache.length:]), cache)
         return TextPrediction(self.head.logits_from_features(features[:, -1:]))

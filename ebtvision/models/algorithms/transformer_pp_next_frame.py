@@ -46,8 +46,7 @@ class TransformerPPNextFrame(NextFramePredictor):
         With a ``cache`` (rollout) only the frames after the cached ones are read and the
         frame after the last is predicted, (B, 1, C, h, w).
         """
-        embeddings = self.head.embed_latents(real)
         if cache is None:
-            return Prediction(self.head.predict(self.backbone(embeddings)))
-        features = self.backbone.extend(embeddings[:, cache.length:], cache)
+            return Prediction(self.head.predict(self.backbone(self.head.embed_latents(real))))
+        features = self.backbone.extend(self.head.embed_latents(real[:, cache.length:]), cache)
         return Prediction(self.head.predict(features[:, -1:]))

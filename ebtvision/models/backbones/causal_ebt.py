@@ -104,24 +104,27 @@ class CausalEBT(CausalTransformer):
 
         return energy
 
-    def folded_energy_fn(self, real: torch.Tensor, embed_candidates, num_trained_steps: int,
-                         count: int, cache: Optional[KVCache] = None) -> Callable:
+    def folded_energy_fn(self, real: torch.Tensor, embed_real: Callable, embed_candidates,
+                         num_trained_steps: int, count: int,
+                         cache: Optional[KVCache] = None) -> Callable:
         """``energy_fn_for(index)`` of M = ``count`` candidates per sample, folded (M * B).
 
         This is what :func:`think_with_candidates` takes: ``index`` picks folded samples
-        (None: all of them). Without ``cache`` every position of (B, T, D) ``real`` is
-        scored, (n, T). With one, only the candidate for the token after the last:
-        ``real`` tokens not cached yet are first appended to ``cache``; energies are (n, 1).
+        (None: all of them). ``real`` is the task's (B, T, ...) real tokens (ids, latents)
+        and ``embed_real`` embeds them. Without ``cache`` every position is scored,
+        (n, T). With one, only the candidate for the token after the last: the tokens not
+        cached yet are embedded and appended to ``cache`` first; energies are (n, 1).
         """
         if cache is None:
-            folded = real.unsqueeze(0).expand(count, *real.shape).flatten(0, 1)
+            embedded = embed_real(real)
+            folded = embedded.unsqueeze(0).expand(count, *embedded.shape).flatten(0, 1)
             return lambda index: self.energy_fn(folded if index is None else folded[index],
                                                 embed_candidates, num_trained_steps)
         if real.shape[1] < cache.length:
             raise ValueError(f'the cache holds {cache.length} tokens, more than the '
                              f'{real.shape[1]} given: it belongs to another sequence')
         if real.shape[1] > cache.length:
-            self.extend(real[:, cache.length:], cache)
+            self.extend(embed_real(real[:, cache.length:]), cache)
         if cache.batch != real.shape[0]:
             raise ValueError(f'the cache holds a batch of {cache.batch}, got {real.shape[0]}')
         folded_cache = cache.repeat(count)

@@ -42,6 +42,8 @@ class KVCache:
 
     def repeat(self, count: int) -> 'KVCache':
         """The cache for ``count`` copies of the batch folded as (count * B) (candidates)."""
+        if count == 1:  # nothing to copy; callers only read it
+            return self
         return KVCache([(k.repeat(count, 1, 1, 1), v.repeat(count, 1, 1, 1))
                         for k, v in self.layers], self.length)
 
