@@ -12,7 +12,9 @@ For each image writes to ``--out-dir`` (default ``work_dirs/denoise_image``):
 * ``<name>_trajectory.png``: the noisy start and the image after every thinking step,
   side by side;
 
-and prints PSNR / SSIM (when there is a clean reference) and the energy after each step.
+and prints PSNR / SSIM (when there is a clean reference; SSIM is ``n/a`` for images under
+3 px a side) and the energy after each step. A file that fails (unreadable, too large...)
+is reported on stderr and the others are still processed; the exit status is then 1.
 The checkpoint is loaded weights-only. See ``ebtvision.apis.DenoiseInferencer``.
 """
 import argparse
@@ -62,9 +64,43 @@ def write_image(path: str, image: np.ndarray, bit_depth: int) -> None:
         raise OSError(f'cannot write {path}')
 
 
+def format_ssim(value) -> str:
+    """SSIM to 3 decimals, or ``n/a`` (images under 3 px a side have no SSIM window)."""
+    return 'n/a' if value is None else f'{value:.3f}'
+
+
+def one_line_reason(error: BaseException, path: str) -> str:
+    """The error as one line, without the path when the message starts with it."""
+    message = ' '.join(str(error).split()) or type(error).__name__
+    for prefix in (f'{path}: ', f'{osp.expanduser(path)}: '):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    if not isinstance(error, (ValueError, OSError)):  # unexpected: say what kind it was
+        message = f'{type(error).__name__}: {message}'
+    return message
+
+
+def denoise_one(inferencer, path: str, args) -> str:
+    """Denoise ``path``, write its images and return its report line."""
+    result = inferencer(path, noise_level=None if args.already_noisy else args.noise_level,
+                        num_steps=args.steps, seed=args.seed)
+    stem = osp.join(args.out_dir, osp.splitext(osp.basename(path))[0])
+    write_image(f'{stem}_denoised.png', result.denoised, result.bit_depth)
+    write_image(f'{stem}_noisy.png', result.noisy, result.bit_depth)
+    write_image(f'{stem}_trajectory.png', np.concatenate(result.trajectory, axis=1), 8)
+    line = f'{path}: {result.num_steps} steps, {result.num_tiles} tile(s), ' \
+           f'{result.seconds:.2f} s'
+    if result.psnr is not None:
+        line += (f'; PSNR {result.noisy_psnr:.2f} -> {result.psnr:.2f} dB, '
+                 f'SSIM {format_ssim(result.noisy_ssim)} -> {format_ssim(result.ssim)}')
+    if result.energies is not None:
+        line += '; energy per step ' + ' '.join(f'{e:.4f}' for e in result.energies)
+    return line
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from ebtvision.apis import DenoiseInferencer, ImageInputError, ModelLoadError
+    from ebtvision.apis import DenoiseInferencer, ModelLoadError
     try:
         inferencer = DenoiseInferencer(args.config, args.checkpoint, device=args.device,
                                        large_images=args.large_images)
@@ -72,29 +108,18 @@ def main(argv=None) -> int:
         print(f'error: {error}', file=sys.stderr)
         return 1
     os.makedirs(args.out_dir, exist_ok=True)
-    failed = 0
+    failed = []
     for path in args.images:
         try:
-            result = inferencer(path, noise_level=None if args.already_noisy else
-                                args.noise_level, num_steps=args.steps, seed=args.seed)
-        except (ImageInputError, ValueError) as error:
-            print(f'skipped: {error}', file=sys.stderr)
-            failed += 1
-            continue
-        stem = osp.join(args.out_dir, osp.splitext(osp.basename(path))[0])
-        write_image(f'{stem}_denoised.png', result.denoised, result.bit_depth)
-        write_image(f'{stem}_noisy.png', result.noisy, result.bit_depth)
-        write_image(f'{stem}_trajectory.png', np.concatenate(result.trajectory, axis=1), 8)
-        line = f'{path}: {result.num_steps} steps, {result.num_tiles} tile(s), ' \
-               f'{result.seconds:.2f} s'
-        if result.psnr is not None:
-            line += (f'; PSNR {result.noisy_psnr:.2f} -> {result.psnr:.2f} dB, '
-                     f'SSIM {result.noisy_ssim:.3f} -> {result.ssim:.3f}')
-        if result.energies is not None:
-            line += '; energy per step ' + ' '.join(f'{e:.4f}' for e in result.energies)
-        print(line)
-    print(f'wrote {len(args.images) - failed} result(s) to {args.out_dir}'
-          + (f'; {failed} image(s) skipped' if failed else ''))
+            print(denoise_one(inferencer, path, args), flush=True)
+        except Exception as error:  # noqa: BLE001  one bad file must not end the batch
+            print(f'failed: {path}: {one_line_reason(error, path)}', file=sys.stderr,
+                  flush=True)
+            failed.append(path)
+    print(f'wrote {len(args.images) - len(failed)} result(s) to {args.out_dir}')
+    if failed:
+        print(f'error: {len(failed)} of {len(args.images)} image(s) failed: '
+              + ', '.join(failed), file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -11,12 +11,14 @@ Every input becomes float32 ``(H, W, 3)`` RGB in ``[0, 1]``:
 """
 import os
 import os.path as osp
+import warnings
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from ebtvision.datasets.transforms.loading import read_image_file, to_float_rgb
+from ebtvision.utils.image_header import ImageHeaderError, read_image_header
 
 try:
     from PIL import Image as PILImage
@@ -126,6 +128,66 @@ def _pil_to_array(image: 'PILImage.Image', name: str) -> np.ndarray:
                               f'({error})') from None
 
 
+def _pil_header_size(path: str, max_pixels: int) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` from PIL's lazy ``open`` (header only), or ``None``.
+
+    Raises:
+        ImageInputError: PIL's bomb check fired, which proves the image is over
+            ``max_pixels`` when that is below PIL's own limit.
+    """
+    if PILImage is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            # PIL's limit must not decide (nor warn): the caller compares with max_pixels.
+            warnings.simplefilter('ignore', PILImage.DecompressionBombWarning)
+            with PILImage.open(path) as header:
+                return header.width, header.height
+    except PILImage.DecompressionBombError:
+        # Raised above twice PIL's MAX_IMAGE_PIXELS; without the size we can only
+        # refuse when that already exceeds our limit.
+        bomb_pixels = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+        if bomb_pixels >= max_pixels:
+            raise ImageInputError(
+                f'{path}: more than {bomb_pixels:,} pixels (from the file header), over the '
+                f'limit of {max_pixels:,} pixels; downscale it first or raise max_pixels'
+            ) from None
+        return None
+    except Exception:  # noqa: BLE001  any plugin error only means "PIL cannot tell"
+        return None
+
+
+def _check_file_size(path: str, max_pixels: int) -> None:
+    """Refuse a file over ``max_pixels`` from its header, before anything decodes it.
+
+    Args:
+        path: The image file.
+        max_pixels: Largest accepted ``width * height``.
+
+    Raises:
+        ImageInputError: The header gives more pixels than ``max_pixels``.
+    """
+    try:
+        header = read_image_header(path)
+    except ImageHeaderError:
+        header = None  # a damaged header: let PIL try, then OpenCV report the damage
+    except OSError:
+        return  # unreadable: read_image_file reports why
+    size = (header.width, header.height) if header else _pil_header_size(path, max_pixels)
+    if size is None:
+        # Neither we nor PIL can read the header. A damaged PNG/JPEG/WebP/TIFF/BMP
+        # header stops OpenCV's decoder too, before it allocates (it needs the same
+        # fields). What remains are formats PIL does not know (Radiance HDR, OpenEXR):
+        # rare here, bounded by OpenCV's own OPENCV_IO_MAX_IMAGE_PIXELS (2^30 by
+        # default), and checked against max_pixels again once decoded.
+        return
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageInputError(
+            f'{path}: {width}x{height} pixels (from the file header) is more than the '
+            f'limit of {max_pixels:,} pixels; downscale it first or raise max_pixels')
+
+
 def load_image(image: ImageInput, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read one image from a file path, a numpy array or a PIL image.
 
@@ -134,7 +196,8 @@ def load_image(image: ImageInput, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
             WebP...), a numpy array ``(H, W)`` / ``(H, W, C)`` in **RGB(A)** order
             (uint8, uint16, or float in ``[0, 1]``), or a PIL image of any mode.
         max_pixels: Refuse larger images (``None``: no limit). Files are checked from
-            their header before they are decoded where PIL can read it.
+            their header before they are decoded: PNG, JPEG, WebP, TIFF and BMP headers
+            are parsed here, other formats' by PIL's lazy ``open``.
 
     Raises:
         ImageInputError: The file is missing or undecodable, or the array's shape,
@@ -142,12 +205,8 @@ def load_image(image: ImageInput, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
     """
     if isinstance(image, (str, os.PathLike)):
         path = osp.expanduser(os.fspath(image))
-        if PILImage is not None and max_pixels is not None and osp.isfile(path):
-            try:
-                with PILImage.open(path) as header:
-                    _check_size(header.height, header.width, path, max_pixels)
-            except (OSError, ValueError, PILImage.DecompressionBombError):
-                pass  # OpenCV may still read it (e.g. some TIFFs); its size is checked below
+        if max_pixels is not None and osp.isfile(path):
+            _check_file_size(path, max_pixels)
         raw, reason = read_image_file(path)
         if raw is None:
             raise ImageInputError(f'{path}: {reason}')
