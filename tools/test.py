@@ -2,7 +2,6 @@
 
 The checkpoint is loaded weights-only: nothing in it is executed.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -12,36 +11,41 @@ import sys
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.engine import atomic_write  # noqa: E402
-from ebtvision.utils import (DataNotFoundError, check_data_roots, register_all_modules,  # noqa
-                             setup_cpu_distributed, teardown_distributed)
+from ebtvision.engine import CheckpointLoadError, atomic_write  # noqa: E402
+from ebtvision.models.thinking.options import (cli_type, noise_level, non_negative,  # noqa
+                                               positive_int, step_size)
+from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
+                             check_data_roots, check_model_config, exit_with_error,
+                             read_config, register_all_modules, setup_cpu_distributed,
+                             teardown_distributed)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test an ebtvision model')
+    parser = ArgumentParser(description='Test an ebtvision model')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file (loaded weights-only), or "none" to '
-                        'evaluate the randomly initialised model (e.g. the linear-probe floor)')
+    parser.add_argument('checkpoint', help='checkpoint file or URL (http(s)://, s3://...; loaded '
+                        'weights-only), or "none" to evaluate the randomly initialised model '
+                        '(e.g. the linear-probe floor)')
     parser.add_argument('--work-dir', help='where logs, grids and metrics go')
     parser.add_argument('--out', help='also write the metrics as JSON to this file '
                         '(default: <work_dir>/metrics.json)')
-    parser.add_argument('--noise-levels', type=float, nargs='+',
-                        help='noise levels to evaluate, e.g. 0.1 0.2 0.3')
-    parser.add_argument('--thinking-steps', type=int,
-                        help='EBT: energy-minimisation steps at inference (think longer)')
-    parser.add_argument('--alpha', type=float, help='EBT: step size at inference')
-    parser.add_argument('--num-candidates', type=int,
+    parser.add_argument('--noise-levels', type=cli_type(noise_level), nargs='+',
+                        help='noise levels to evaluate, each in (0, 1], e.g. 0.1 0.2 0.3')
+    parser.add_argument('--thinking-steps', type=cli_type(positive_int),
+                        help='EBT: energy-minimisation steps at inference (think longer), >= 1')
+    parser.add_argument('--alpha', type=cli_type(step_size),
+                        help='EBT: step size at inference, > 0')
+    parser.add_argument('--num-candidates', type=cli_type(positive_int),
                         help='EBT: self-verification over M candidates per image / clip (the '
                         'lowest final energy is kept, per frame for video)')
-    parser.add_argument('--candidate-noise', type=float,
+    parser.add_argument('--candidate-noise', type=cli_type(non_negative),
                         help='EBT: std of the start perturbation of the extra candidates')
-    parser.add_argument('--tolerance', type=float,
+    parser.add_argument('--tolerance', type=cli_type(non_negative),
                         help='EBT: adaptive compute, stop a sample once its energy changes by '
                         'less than this fraction per step (--thinking-steps is the budget)')
-    parser.add_argument('--reverse-steps', type=int,
+    parser.add_argument('--reverse-steps', type=cli_type(positive_int),
                         help='DiT: network evaluations of the reverse process')
     parser.add_argument('--reverse-method', choices=['ddpm', 'ddim'],
                         help='DiT: reverse process')
@@ -71,7 +75,7 @@ def apply_test_options(cfg: Config, args) -> None:
     for flags, model_types, what in restricted:
         for flag, value in flags.items():
             if value is not None and model_type not in model_types:
-                sys.exit(f'error: {flag} applies to {what}, not {model_type}')
+                exit_with_error(f'{flag} applies to {what}, not {model_type}')
     cfg.model.setdefault('test_cfg', {})
     if args.noise_levels:
         cfg.model.eval_noise_levels = args.noise_levels
@@ -91,18 +95,20 @@ def apply_test_options(cfg: Config, args) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     register_all_modules()
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     apply_test_options(cfg, args)
+    try:
+        check_model_config(cfg)
+    except ValueError as error:
+        exit_with_error(f'{args.config}: {error}')
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.checkpoint.lower() == 'none':
         print('note: no checkpoint; evaluating the randomly initialised model', file=sys.stderr)
         cfg.load_from = None
-    elif not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint} does not exist')
+    elif '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        exit_with_error(f'checkpoint {args.checkpoint} does not exist')
     else:
         cfg.load_from = args.checkpoint
     cfg.resume = False
@@ -111,10 +117,13 @@ def main(argv=None) -> None:
     try:
         check_data_roots(cfg, ('test_dataloader', 'test_cfg.train_dataloader'))
     except DataNotFoundError as error:
-        sys.exit(f'error: {error}')
+        exit_with_error(str(error))
     setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    runner = build_runner(cfg, args.config)
+    try:
+        metrics = runner.test()
+    except CheckpointLoadError as error:
+        exit_with_error(str(error))
     teardown_distributed()
     out = args.out or osp.join(cfg.work_dir, 'metrics.json')
     atomic_write(json.dumps(metrics, indent=2, sort_keys=True).encode(), out)

@@ -1,5 +1,5 @@
 """Train a model from a config: python tools/train.py CONFIG [options]."""
-import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -11,17 +11,20 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.engine import find_resumable_checkpoint  # noqa: E402
-from ebtvision.utils import (DataNotFoundError, check_data_roots, register_all_modules,  # noqa
-                             setup_cpu_distributed, teardown_distributed)
+from ebtvision.engine import (CheckpointLoadError, search_resumable_checkpoint,  # noqa: E402
+                              set_aside)
+from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
+                             check_data_roots, check_model_config, exit_with_error,
+                             read_config, register_all_modules, setup_cpu_distributed,
+                             teardown_distributed)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train an ebtvision model')
+    parser = ArgumentParser(description='Train an ebtvision model')
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: ./work_dirs/<config name>)')
@@ -42,33 +45,77 @@ def parse_args(argv=None):
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        check_model_config(cfg)
+    except ValueError as error:
+        exit_with_error(f'{args.config}: {error}')
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
     # Needed for every run: checkpoints that resume exactly and load weights-only.
     cfg.setdefault('default_hooks', {})
     cfg.default_hooks.setdefault('resume_state', dict(type='ResumeStateHook'))
+    use_atomic_checkpoint_hook(cfg)
     if args.amp:
         if not torch.cuda.is_available():
-            sys.exit('error: --amp needs a CUDA device (MMEngine\'s AmpOptimWrapper does not '
-                     'run on CPU); train without --amp here')
+            exit_with_error('--amp needs a CUDA device (MMEngine\'s AmpOptimWrapper does not '
+                            'run on CPU); train without --amp here')
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_type != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
-        checkpoint = find_resumable_checkpoint(cfg.work_dir)
-        if checkpoint is None:
-            print_log(f'--resume: no readable checkpoint in {cfg.work_dir}; starting fresh',
-                      logger='current')
-        else:
+        checkpoint = resume_from_work_dir(cfg.work_dir)
+        if checkpoint is not None:  # else a first run: the config's own load_from applies
             cfg.resume, cfg.load_from = True, checkpoint
     elif args.resume is not None:
+        if '://' not in args.resume and not osp.isfile(args.resume):
+            exit_with_error(f'--resume: checkpoint {args.resume} does not exist')
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
+
+
+def use_atomic_checkpoint_hook(cfg: Config) -> None:
+    """MMEngine's CheckpointHook -> AtomicCheckpointHook (same arguments), so that
+    ``last_checkpoint`` is never left empty by a kill; a disabled hook stays disabled."""
+    hooks = cfg.default_hooks
+    if 'checkpoint' not in hooks:
+        hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=1)
+    elif hooks.checkpoint is not None and hooks.checkpoint.get('type') in (
+            'CheckpointHook', 'mmengine.CheckpointHook', CheckpointHook):
+        hooks.checkpoint.type = 'AtomicCheckpointHook'
+
+
+def resume_from_work_dir(work_dir: str):
+    """The checkpoint a bare ``--resume`` continues from (None: a first run).
+
+    Every checkpoint skipped is named with its reason. Unreadable ones in the work dir
+    are renamed ``*.unreadable`` so that the resumed run can neither overwrite nor
+    rotate them away. When the work dir holds checkpoints and none loads, training
+    stops instead of silently starting over.
+    """
+    search = search_resumable_checkpoint(work_dir)
+    for path, reason in search.skipped:
+        print_log(f'--resume: skipping {path}: {reason}', logger='current',
+                  level=logging.WARNING)
+    if search.checkpoint is None and search.present:
+        listing = '; '.join(f'{osp.basename(path)}: {reason}' for path, reason in search.skipped)
+        exit_with_error(
+            f'--resume: none of the {len(search.present)} checkpoint(s) in {work_dir} can be '
+            f'loaded ({listing}). To resume from a given file, pass --resume FILE; to start '
+            'fresh on purpose, use another --work-dir or move these files away', code=1)
+    if search.checkpoint is None:
+        print_log(f'--resume: no checkpoint in {work_dir} yet; starting fresh',
+                  logger='current')
+        return None
+    for path, _ in search.skipped:
+        if osp.dirname(osp.abspath(path)) == osp.abspath(work_dir) and osp.isfile(path) and (
+                path in search.present):
+            print_log(f'--resume: kept the unreadable {osp.basename(path)} as '
+                      f'{osp.basename(set_aside(path))}', logger='current',
+                      level=logging.WARNING)
+    return search.checkpoint
 
 
 def main(argv=None) -> None:
@@ -78,10 +125,13 @@ def main(argv=None) -> None:
     try:
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
     except DataNotFoundError as error:
-        sys.exit(f'error: {error}')
+        exit_with_error(str(error))
     setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = build_runner(cfg, args.config)
+    try:
+        runner.train()
+    except CheckpointLoadError as error:
+        exit_with_error(str(error))
     teardown_distributed()
 
 

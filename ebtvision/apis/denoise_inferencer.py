@@ -23,6 +23,8 @@ from tqdm import tqdm
 
 from ebtvision.datasets.transforms.processing import imresize
 from ebtvision.evaluation.functional import psnr, ssim
+from ebtvision.models.thinking.options import check_option
+from ebtvision.models.thinking.options import noise_level as check_noise_level
 from .image_io import DEFAULT_MAX_PIXELS, ImageInput, ImageInputError, load_image
 from .model_loading import ModelLoadError, init_model
 from .tiling import blend_tiles, split_tiles, symmetric_pad
@@ -251,18 +253,20 @@ class DenoiseInferencer:
             ImageInputError: A bad image (see :func:`load_image`) or reference.
             ValueError: A bad noise level or step count.
         """
-        if num_steps is not None and int(num_steps) < 1:
-            raise ValueError(f'num_steps must be >= 1, got {num_steps}')
+        num_steps, alpha, num_candidates, tolerance = (
+            check_option(name, value, 'argument') for name, value in (
+                ('num_steps', num_steps), ('alpha', alpha), ('num_candidates', num_candidates),
+                ('tolerance', tolerance)))
+        if noise_level is not None:
+            noise_level = check_noise_level('noise_level', noise_level)
         if not self.is_ebt and (alpha is not None or num_candidates != 1 or tolerance):
             raise ValueError('alpha, num_candidates and tolerance apply to EBTs; the DiT '
                              'has no energy to descend or compare')
-        if int(num_candidates) < 1:
-            raise ValueError(f'num_candidates must be >= 1, got {num_candidates}')
         if noise_level is not None and reference is not None:
             raise ValueError('reference is for inputs that are already noisy '
                              '(noise_level=None); with synthetic noise the input is the '
                              'reference')
-        num_steps = int(num_steps or self.default_steps)
+        num_steps = self.default_steps if num_steps is None else num_steps
         start_time = time.perf_counter()
         clean, loaded = self._working_image(image)
         if noise_level is None:

@@ -58,7 +58,8 @@ def init_model(config: Union[str, os.PathLike, Config],
     Args:
         config: Config file or :class:`Config`.
         checkpoint: Checkpoint file written by ``tools/train.py`` (or a state dict saved
-            with ``torch.save``). It is loaded weights-only: nothing in it is executed.
+            with ``torch.save``), or a URL MMEngine knows (``http(s)://``, ``s3://``...).
+            It is loaded weights-only: nothing in it is executed.
             ``None`` keeps the random initialisation (for tests and smoke runs).
         device: Where the model runs.
         cfg_options: Overrides merged into the config first.
@@ -74,7 +75,8 @@ def init_model(config: Union[str, os.PathLike, Config],
     from ebtvision.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = load_config(config, cfg_options)
-    if checkpoint is not None and not osp.isfile(osp.expanduser(str(checkpoint))):
+    if checkpoint is not None and '://' not in str(checkpoint) and not osp.isfile(
+            osp.expanduser(str(checkpoint))):
         raise ModelLoadError(f'checkpoint {checkpoint} does not exist')
     if str(device).startswith('cuda') and not torch.cuda.is_available():
         raise ModelLoadError(f'device {device} requested but no CUDA device is available')
@@ -84,7 +86,9 @@ def init_model(config: Union[str, os.PathLike, Config],
         raise ModelLoadError(f'cannot build the model of the config: {error}') from None
     if checkpoint is not None:
         try:
-            loaded = load_checkpoint(model, osp.expanduser(str(checkpoint)), map_location='cpu',
+            source = str(checkpoint) if '://' in str(checkpoint) else osp.expanduser(
+                str(checkpoint))
+            loaded = load_checkpoint(model, source, map_location='cpu',
                                      strict=False, logger='silent')
         except (RuntimeError, FileNotFoundError) as error:
             raise ModelLoadError(str(error)) from None

@@ -1,10 +1,15 @@
-from .checkpoint import (AtomicLocalBackend, atomic_write, find_resumable_checkpoint,
+from .checkpoint import (AtomicLocalBackend, CheckpointLoadError, ResumeSearch, atomic_write,
                          history_buffers_to_plain, load_checkpoint_weights_only,
-                         plain_to_history_buffers)
+                         plain_to_history_buffers, remove_partial_writes,
+                         search_resumable_checkpoint, set_aside)
+from .divergence import enable_divergence_checks
 from .hooks import *  # noqa: F401,F403
 from .loops import *  # noqa: F401,F403
+from .optimizers import *  # noqa: F401,F403
 
 __all__ = [
-    'AtomicLocalBackend', 'atomic_write', 'find_resumable_checkpoint',
-    'history_buffers_to_plain', 'load_checkpoint_weights_only', 'plain_to_history_buffers'
+    'AtomicLocalBackend', 'CheckpointLoadError', 'ResumeSearch', 'atomic_write',
+    'enable_divergence_checks',
+    'history_buffers_to_plain', 'load_checkpoint_weights_only', 'plain_to_history_buffers',
+    'remove_partial_writes', 'search_resumable_checkpoint', 'set_aside'
 ]

@@ -1,28 +1,42 @@
 """Safe checkpoint I/O for MMEngine runners.
 
-Two things MMEngine 0.10 does not do with torch >= 2.6:
+Three things MMEngine 0.10 does not do with torch >= 2.6:
 
 * Loading. ``torch.load`` defaults to ``weights_only=True`` and refuses MMEngine's own
-  resume state (``HistoryBuffer``, numpy arrays), so ``--resume`` fails. Turning
-  ``weights_only`` off would let a checkpoint run arbitrary code. Instead every local
-  checkpoint is loaded weights-only with a short allow-list of the plain-data classes
-  MMEngine writes. A checkpoint holding anything else is refused with a clear error.
+  resume state (``HistoryBuffer``, numpy arrays), so ``--resume`` fails; MMEngine's
+  remote loaders (http(s), ``torchvision://``, ``open-mmlab://``...) unpickle with
+  ``weights_only=False``, so a checkpoint from a URL can run code. Every scheme MMEngine
+  knows is routed here instead: the bytes are fetched (downloads are cached under
+  ``torch.hub.get_dir()``), then loaded weights-only with a short allow-list of the
+  plain-data classes MMEngine writes. A checkpoint holding anything else is refused with
+  a clear error; a scheme that cannot be fetched safely (``pavi://``) is refused by name.
 * Saving. MMEngine writes checkpoints in place, so a crash mid-write leaves a truncated
   file. Local writes go to a temporary file that is renamed over the target once
   complete (``os.replace`` is atomic on POSIX).
+* Resuming. :func:`search_resumable_checkpoint` finds the newest checkpoint that loads
+  and says why each newer one was skipped.
 
-Importing this module installs both for the process (``ebtvision.engine`` does).
+Importing this module installs the loaders and the atomic backend for the process
+(``ebtvision.engine`` does).
 """
+import glob
+import hashlib
+import io
 import os
 import os.path as osp
 import pickle
+import re
+import shutil
 import tempfile
-from typing import Optional, Union
+from dataclasses import dataclass, field
+from typing import BinaryIO, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.dist import barrier, get_dist_info
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 # Plain-data types found in MMEngine checkpoints (message hub, meta, RNG states).
@@ -38,29 +52,138 @@ SAFE_GLOBALS = [
     'uint16', 'uint8', 'bool')]
 
 
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint that cannot or must not be loaded; the message names it and says why."""
+
+
+_SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.-]*):(//)?')
+
+
+def _weights_only_load(source: Union[str, BinaryIO], name: str,
+                       map_location: Optional[Union[str, torch.device]]):
+    """``torch.load`` with ``weights_only=True`` and the allow-list; clear errors."""
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            checkpoint = torch.load(source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointLoadError(
+            f'checkpoint {name} holds objects that a weights-only load refuses to '
+            f'build, so it was not loaded (ebtvision never unpickles code): {error}') from None
+    except Exception as error:  # noqa: BLE001  any other failure: a damaged file
+        raise CheckpointLoadError(f'checkpoint {name} is unreadable (truncated or not a torch '
+                                  f'checkpoint): {error}') from None
+    return plain_to_history_buffers(checkpoint)
+
+
 def load_checkpoint_weights_only(filename: Union[str, os.PathLike],
                                  map_location: Optional[Union[str, torch.device]] = None):
-    """Load a checkpoint without executing code from it.
+    """Load a local checkpoint file without executing code from it.
 
     Raises:
         FileNotFoundError: The file does not exist.
-        RuntimeError: The file is not a checkpoint, is truncated, or holds objects outside
-            the allow-list (which a weights-only load refuses to build).
+        CheckpointLoadError: The file is not a checkpoint, is truncated, or holds objects
+            outside the allow-list (which a weights-only load refuses to build); or the
+            name has a URL scheme that no loader handles.
     """
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
+        scheme = _SCHEME.match(filename)
+        if scheme and scheme.group(2) and len(scheme.group(1)) > 1:  # not a Windows drive
+            raise CheckpointLoadError(
+                f'checkpoint {filename}: the scheme {scheme.group(0)!r} is not supported; '
+                'use a local file, http(s)://, s3://, petrel://, torchvision:// or '
+                'open-mmlab://')
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    return _weights_only_load(filename, filename, map_location)
+
+
+def load_from_local_file(filename: str, map_location=None):
+    """MMEngine's local scheme (its log line names the loader after ``load_from_``)."""
+    return load_checkpoint_weights_only(filename, map_location)
+
+
+def _cached_download(url: str) -> str:
+    """Download ``url`` once into the torch hub cache; return the local file.
+
+    The cache name includes a hash of the whole URL, so two URLs ending in the same
+    file name never share a cache entry. ``download_url_to_file`` writes a temporary
+    file and moves it into place, so an interrupted download is never used. In a
+    distributed job rank 0 downloads while the others wait.
+    """
+    cache_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
+    base = osp.basename(url.split('?', 1)[0]) or 'checkpoint.pth'
+    path = osp.join(cache_dir, f'{hashlib.sha256(url.encode()).hexdigest()[:12]}-{base}')
+    rank, world_size = get_dist_info()
+
+    def download() -> None:
+        if not osp.isfile(path):
+            os.makedirs(cache_dir, exist_ok=True)
+            try:
+                torch.hub.download_url_to_file(url, path, progress=False)
+            except Exception as error:  # noqa: BLE001  URLError, HTTPError, timeouts...
+                raise CheckpointLoadError(f'checkpoint {url} cannot be downloaded: '
+                                          f'{error}') from None
+
+    if rank == 0:
+        download()
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            download()
+    return path
+
+
+def load_from_url(url: str, map_location=None):
+    """Download (or reuse the cached copy of) ``url`` and load it weights-only."""
+    return _weights_only_load(_cached_download(url), url, map_location)
+
+
+def load_from_object_store(filename: str, map_location=None, backend: str = 'petrel'):
+    """Object-store checkpoints (``s3://``, ``petrel://``): fetch the bytes, load weights-only."""
+    from mmengine.fileio import get_file_backend
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise RuntimeError(
-            f'checkpoint {filename} holds objects that a weights-only load refuses to '
-            f'build, so it was not loaded (ebtvision never unpickles code): {error}') from None
-    except Exception as error:  # noqa: BLE001  any other failure: a damaged file
-        raise RuntimeError(f'checkpoint {filename} is unreadable (truncated or not a torch '
-                           f'checkpoint): {error}') from None
-    return plain_to_history_buffers(checkpoint)
+        data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
+    except Exception as error:  # noqa: BLE001  missing client library, access denied...
+        raise CheckpointLoadError(f'checkpoint {filename} cannot be fetched: {error}') from None
+    with io.BytesIO(data) as buffer:
+        return _weights_only_load(buffer, filename, map_location)
+
+
+def _model_zoo_url(filename: str) -> str:
+    """Resolve ``torchvision://``, ``modelzoo://``, ``open-mmlab://`` and ``mmcls://`` names."""
+    scheme, name = filename.split('://', 1)
+    if scheme in ('torchvision', 'modelzoo'):
+        table = mmengine_checkpoint.get_torchvision_models()
+    elif scheme == 'mmcls':
+        table = mmengine_checkpoint.get_mmcls_models()
+    else:
+        table = mmengine_checkpoint.get_external_models()
+        name = mmengine_checkpoint.get_deprecated_model_names().get(name, name)
+    if name not in table:
+        raise CheckpointLoadError(f'checkpoint {filename}: {scheme}:// knows no model named '
+                                  f'{name!r}')
+    return table[name]
+
+
+def load_from_model_zoo(filename: str, map_location=None):
+    """A model-zoo name: resolved to its URL (or file), then loaded weights-only."""
+    target = _model_zoo_url(filename)
+    if target.startswith(('http://', 'https://')):
+        checkpoint = load_from_url(target, map_location)
+    else:  # open-mmlab entries may name a file under MMEngine's home
+        local = osp.join(mmengine_checkpoint._get_mmengine_home(), target)
+        checkpoint = load_checkpoint_weights_only(local, map_location)
+    if filename.startswith('mmcls://'):
+        checkpoint = mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
+    return checkpoint
+
+
+def load_from_refused_scheme(filename: str, map_location=None):
+    """Schemes whose client downloads and unpickles by itself: refused by name."""
+    scheme = _SCHEME.match(filename).group(0)
+    raise CheckpointLoadError(
+        f'checkpoint {filename}: the scheme {scheme!r} is not supported by ebtvision (its '
+        'client unpickles the file itself); download the file and pass its local path')
 
 
 _PLAIN_BUFFER_TAG = '__history_buffer__'
@@ -122,13 +245,45 @@ def atomic_write(data: bytes, filepath: Union[str, os.PathLike]) -> None:
         raise
 
 
-def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
-    """The newest checkpoint in ``work_dir`` that loads, or None.
+#: What :func:`atomic_write` leaves behind when the process is killed mid-write.
+PARTIAL_WRITE_PATTERN = '.tmp-*.part'
+_NUMBERED = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+
+
+@dataclass
+class ResumeSearch:
+    """What :func:`search_resumable_checkpoint` found in a work dir.
+
+    Attributes:
+        checkpoint: The newest checkpoint that loads, or None.
+        skipped: ``(path, reason)`` of every newer candidate that does not load.
+        present: Every checkpoint file of the work dir (``iter_*.pth``, ``epoch_*.pth``).
+    """
+    checkpoint: Optional[str] = None
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+    present: List[str] = field(default_factory=list)
+
+
+def numbered_checkpoints(work_dir: str) -> List[str]:
+    """``iter_*.pth`` / ``epoch_*.pth`` files of ``work_dir``, newest first."""
+    if not osp.isdir(work_dir):
+        return []
+    numbered = []
+    for name in os.listdir(work_dir):
+        match = _NUMBERED.match(name)
+        if match:
+            numbered.append((int(match.group(2)), osp.join(work_dir, name)))
+    return [path for _, path in sorted(numbered, reverse=True)]
+
+
+def search_resumable_checkpoint(work_dir: str) -> ResumeSearch:
+    """Find the newest checkpoint in ``work_dir`` that loads, and why others were skipped.
 
     Follows MMEngine's ``last_checkpoint`` pointer first; if the pointer is missing,
     empty or names a file that is gone or unreadable (a crash at the wrong moment), falls
     back to the ``iter_*.pth`` / ``epoch_*.pth`` files, newest first.
     """
+    search = ResumeSearch(present=numbered_checkpoints(work_dir))
     candidates = []
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
@@ -136,28 +291,68 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
             named = f.read().strip()
         if named:
             candidates.append(named if osp.isabs(named) else osp.join(work_dir, named))
-    if osp.isdir(work_dir):
-        numbered = []
-        for name in os.listdir(work_dir):
-            stem, ext = osp.splitext(name)
-            prefix, _, number = stem.partition('_')
-            if ext == '.pth' and prefix in ('iter', 'epoch') and number.isdigit():
-                numbered.append((int(number), osp.join(work_dir, name)))
-        candidates += [path for _, path in sorted(numbered, reverse=True)]
-    for path in candidates:
+        else:
+            search.skipped.append((pointer, 'empty (a crash while it was written)'))
+    seen = set()
+    for path in candidates + search.present:
+        key = osp.realpath(path)
+        if key in seen:
+            continue
+        seen.add(key)
         try:
             checkpoint = load_checkpoint_weights_only(path, map_location='cpu')
-        except (FileNotFoundError, RuntimeError):
+        except FileNotFoundError:
+            search.skipped.append((path, 'named by last_checkpoint but missing'))
+            continue
+        except CheckpointLoadError as error:
+            search.skipped.append((path, str(error)))
             continue
         if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
-            return path
-    return None
+            search.checkpoint = path
+            return search
+        search.skipped.append((path, 'holds no state_dict (not a training checkpoint)'))
+    return search
+
+
+def set_aside(path: str) -> str:
+    """Rename an unreadable checkpoint to ``<path>.unreadable[.N]`` so that nothing
+    overwrites or deletes it (a resumed run would write a file of the same name, and
+    checkpoint rotation deletes old ones); returns the new name."""
+    target, number = f'{path}.unreadable', 0
+    while osp.exists(target):
+        number += 1
+        target = f'{path}.unreadable.{number}'
+    os.replace(path, target)
+    return target
+
+
+def remove_partial_writes(directory: str) -> List[str]:
+    """Delete the temporary files of writes killed half-way (:func:`atomic_write`)."""
+    removed = []
+    for path in glob.glob(osp.join(glob.escape(directory), PARTIAL_WRITE_PATTERN)):
+        try:
+            if osp.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(path)
+        except FileNotFoundError:  # another rank got there first
+            pass
+    return removed
 
 
 def install() -> None:
-    """Route MMEngine's local checkpoint loading and file writes through this module."""
-    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_weights_only,
-                                     force=True)
+    """Route every MMEngine checkpoint scheme and local file writes through this module."""
+    loaders = {
+        '': load_from_local_file,
+        ('http://', 'https://'): load_from_url,
+        (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_object_store,
+        ('modelzoo://', 'torchvision://', 'open-mmlab://', 'openmmlab://', 'mmcls://'):
+        load_from_model_zoo,
+        'pavi://': load_from_refused_scheme,
+    }
+    for prefixes, loader in loaders.items():
+        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 

@@ -7,6 +7,7 @@ from mmengine.model import BaseModel
 from ebtvision.registry import MODELS
 from ebtvision.structures import DenoiseDataSample
 from ..diffusion import DDPMSchedule
+from ..thinking.options import noise_level
 
 
 def noise_level_key(level: float) -> str:
@@ -43,11 +44,12 @@ class BaseDenoiser(BaseModel):
         self.schedule = MODELS.build(schedule or dict(type='DDPMSchedule'))
         if not isinstance(self.schedule, DDPMSchedule):
             raise TypeError(f'schedule must build a DDPMSchedule, got {type(self.schedule)}')
-        self.train_noise_level = train_noise_level
+        self.train_noise_level = noise_level('train_noise_level', train_noise_level)
         self.train_timestep = self.schedule.timestep(train_noise_level)
-        self.eval_noise_levels = [float(level) for level in eval_noise_levels]
-        for level in self.eval_noise_levels:
-            self.schedule.timestep(level)  # validates the level early
+        if not eval_noise_levels:
+            raise ValueError('eval_noise_levels must name at least one level')
+        self.eval_noise_levels = [noise_level('eval_noise_levels', level)
+                                  for level in eval_noise_levels]
         self.eval_seed = eval_seed
 
     # ----------------------------------------------------------------- noising

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ebtvision.registry import MODELS
+from ..thinking.options import check_test_cfg, resolve_option
 from .base_denoiser import BaseDenoiser
 
 
@@ -24,14 +25,15 @@ class DiTDenoiser(BaseDenoiser):
         **kwargs: See :class:`BaseDenoiser`.
     """
 
+    TEST_CFG_KEYS = ('num_steps', 'method', 'start_from')
+
     def __init__(self, backbone: dict, test_cfg: Optional[dict] = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.backbone = MODELS.build(backbone)
         self.t_max = self.train_timestep + 1
         self.test_cfg = dict(num_steps=100, method='ddim', start_from='true')
-        self.test_cfg.update(test_cfg or {})
-        if self.test_cfg['start_from'] not in ('true', 'train'):
-            raise ValueError("test_cfg.start_from must be 'true' or 'train'")
+        given = check_test_cfg(test_cfg, self.TEST_CFG_KEYS, type(self).__name__)
+        self.test_cfg.update({key: value for key, value in given.items() if value is not None})
 
     def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
         t = torch.randint(0, self.t_max, (inputs.shape[0], ), device=inputs.device)
@@ -46,6 +48,6 @@ class DiTDenoiser(BaseDenoiser):
         with torch.no_grad():
             denoised = self.schedule.reverse(
                 self.backbone, noisy, t_start,
-                num_steps=min(int(num_steps or self.test_cfg['num_steps']), t_start + 1),
+                num_steps=min(resolve_option('num_steps', num_steps, self.test_cfg), t_start + 1),
                 method=self.test_cfg['method'], generator=generator)
         return denoised.clamp(-1, 1), None

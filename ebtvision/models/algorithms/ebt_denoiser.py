@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ebtvision.registry import MODELS
-from ..thinking import (build_replay_buffer, build_thinker, select_lowest_energy,
+from ..thinking import (THINKING_KEYS, build_replay_buffer, build_thinker, check_test_cfg,
+                        resolve_option, resolve_thinking, select_lowest_energy,
                         trajectory_loss)
 from .base_denoiser import BaseDenoiser
 
@@ -66,6 +67,8 @@ class EBTDenoiser(BaseDenoiser):
         **kwargs: See :class:`BaseDenoiser`.
     """
 
+    TEST_CFG_KEYS = THINKING_KEYS + ('candidate_noise', 'candidate_step_scale', 'energy_maps')
+
     def __init__(self,
                  backbone: dict,
                  thinker: dict,
@@ -82,7 +85,7 @@ class EBTDenoiser(BaseDenoiser):
         self.replay_buffer = build_replay_buffer(replay_buffer)
         self.loss_type = loss_type
         self.loss_fn = RECONSTRUCTION_LOSSES[loss_type]
-        self.test_cfg = dict(test_cfg or {})
+        self.test_cfg = check_test_cfg(test_cfg, self.TEST_CFG_KEYS, type(self).__name__)
 
     def energy(self, candidate: torch.Tensor, landscape: int = 0) -> torch.Tensor:
         """Energy of each candidate image, (B,). The landscape index is unused here."""
@@ -119,9 +122,9 @@ class EBTDenoiser(BaseDenoiser):
         ``alpha``: the step size, a number or one per image ``(B,)``.
         """
         return self.thinker(self.energy, noisy, create_graph=False, randomize=False,
-                            score_final=True, num_steps=num_steps or self.test_cfg.get(
-                                'num_steps'),
-                            alpha=alpha if alpha is not None else self.test_cfg.get('alpha'))
+                            score_final=True,
+                            num_steps=resolve_option('num_steps', num_steps, self.test_cfg),
+                            alpha=resolve_option('alpha', alpha, self.test_cfg))
 
     def think_verified(self,
                        noisy: torch.Tensor,
@@ -145,18 +148,15 @@ class EBTDenoiser(BaseDenoiser):
         :meth:`EnergyMinimizer.minimize_until_converged`); ``num_steps`` is then the budget.
         Arguments left ``None`` come from ``test_cfg``.
         """
-        num_steps = num_steps or self.test_cfg.get('num_steps') or self.thinker.num_steps
-        alpha = alpha or self.test_cfg.get('alpha')
-        count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
-        tolerance = tolerance if tolerance is not None else self.test_cfg.get('tolerance')
-        if count < 1:
-            raise ValueError(f'num_candidates must be >= 1, got {count}')
+        num_steps, alpha, count, tolerance = resolve_thinking(self.test_cfg, num_steps, alpha,
+                                                              num_candidates, tolerance)
+        num_steps = num_steps or self.thinker.num_steps
         batch = noisy.shape[0]
         starts = noisy.unsqueeze(0).repeat(count, *([1] * noisy.dim()))
         if count > 1:
-            scale = float(self.test_cfg.get('candidate_step_scale', 2.0))
-            std = float(self.test_cfg.get('candidate_noise', 0.0))
-            if scale < 1 or std < 0 or (scale == 1 and std == 0):
+            scale = resolve_option('candidate_step_scale', None, self.test_cfg, 2.0)
+            std = resolve_option('candidate_noise', None, self.test_cfg, 0.0)
+            if scale == 1 and std == 0:
                 raise ValueError('self-verification needs candidates that differ: set '
                                  'test_cfg.candidate_step_scale > 1 and/or candidate_noise > 0 '
                                  f'(got {scale} and {std})')

@@ -6,7 +6,8 @@ import torch
 from ebtvision.registry import MODELS
 from ebtvision.structures import TextDataSample
 from ..layers.kv_cache import KVCache
-from ..thinking import build_replay_buffer, build_thinker, think_with_candidates, trajectory_loss
+from ..thinking import (THINKING_KEYS, build_replay_buffer, build_thinker, resolve_thinking,
+                        think_with_candidates, trajectory_loss)
 from .language_model import LanguageModel, TextPrediction
 
 
@@ -25,6 +26,8 @@ class EBTLanguageModel(LanguageModel):
         replay_buffer: Config of :class:`ReplayBuffer` (S2), or None.
         **kwargs: See :class:`LanguageModel`.
     """
+
+    TEST_CFG_KEYS = LanguageModel.TEST_CFG_KEYS + THINKING_KEYS
 
     def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -73,10 +76,8 @@ class EBTLanguageModel(LanguageModel):
         With a ``cache`` (generation) only the next token after ``ids`` is thought
         about, against the cached keys and values; its logits are (B, 1, V).
         """
-        num_steps = num_steps or self.test_cfg.get('num_steps')
-        alpha = alpha or self.test_cfg.get('alpha')
-        count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
-        tolerance = tolerance if tolerance is not None else self.test_cfg.get('tolerance')
+        num_steps, alpha, count, tolerance = resolve_thinking(self.test_cfg, num_steps, alpha,
+                                                              num_candidates, tolerance)
         batch, length = ids.shape
         # Drawn for every position even with a cache, so both ways start alike.
         starts = torch.stack([

@@ -7,7 +7,8 @@ from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import masked_frame_loss
 from ..layers.kv_cache import KVCache
-from ..thinking import build_replay_buffer, build_thinker, think_with_candidates, trajectory_loss
+from ..thinking import (THINKING_KEYS, build_replay_buffer, build_thinker, resolve_option,
+                        resolve_thinking, think_with_candidates, trajectory_loss)
 from .next_frame_predictor import NextFramePredictor, Prediction
 
 
@@ -28,6 +29,8 @@ class EBTNextFrame(NextFramePredictor):
             and ``num_candidates`` (self-verification: the lowest-energy candidate is
             kept per frame).
     """
+
+    TEST_CFG_KEYS = NextFramePredictor.TEST_CFG_KEYS + THINKING_KEYS + ('candidate_noise', )
 
     def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -88,17 +91,17 @@ class EBTNextFrame(NextFramePredictor):
         ``num_steps`` is then the budget and ``steps_used`` is reported. With a
         ``cache`` (rollout) only the frame after ``real`` is predicted, (B, 1, C, h, w).
         """
-        num_steps = num_steps or self.test_cfg.get('num_steps')
-        alpha = alpha or self.test_cfg.get('alpha')
-        count = int(num_candidates or self.test_cfg.get('num_candidates', 1))
-        tolerance = tolerance if tolerance is not None else self.test_cfg.get('tolerance')
+        num_steps, alpha, count, tolerance = resolve_thinking(self.test_cfg, num_steps, alpha,
+                                                              num_candidates, tolerance)
+        noise_std = (resolve_option('candidate_noise', None, self.test_cfg, 0.1)
+                     if count > 1 else 0.0)
         batch = real.shape[0]
         # Per-sample seeded starts: (M, B, T, C, h, w), candidates folded into the batch.
         init = torch.stack([
             self.head.init_candidates(
                 real[position].expand(count, *real.shape[1:]),
                 self.eval_generator(data_samples, position, seed_offset),
-                noise_std=self.test_cfg.get('candidate_noise', 0.1) if count > 1 else 0.0)
+                noise_std=noise_std)
             for position in range(batch)
         ], dim=1)
         if not self.head.random_init:

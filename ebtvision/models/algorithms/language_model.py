@@ -9,6 +9,7 @@ from ebtvision.registry import MODELS
 from ebtvision.structures import TextDataSample
 from ..heads.text_head import TextHead
 from ..layers.kv_cache import KVCache
+from ..thinking.options import check_test_cfg
 
 
 class TextPrediction(NamedTuple):
@@ -42,6 +43,9 @@ class LanguageModel(BaseModel):
             ``predict``, default True).
     """
 
+    #: The ``test_cfg`` keys this model reads (subclasses add theirs).
+    TEST_CFG_KEYS = ('complete', )
+
     def __init__(self, backbone: dict, head: Optional[dict] = None,
                  tokenizer: Optional[dict] = None, loss_on: str = 'all', eval_seed: int = 0,
                  test_cfg: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
@@ -62,7 +66,7 @@ class LanguageModel(BaseModel):
         if not isinstance(self.head, TextHead):
             raise TypeError(f'head must build a TextHead, got {type(self.head)}')
         self.loss_on, self.eval_seed = loss_on, eval_seed
-        self.test_cfg = dict(test_cfg or {})
+        self.test_cfg = check_test_cfg(test_cfg, self.TEST_CFG_KEYS, type(self).__name__)
 
     # ----------------------------------------------------------------- helpers
     def loss_mask(self, targets: torch.Tensor,

@@ -9,6 +9,7 @@ from torch import nn
 
 from ebtvision.registry import MODELS
 from ebtvision.structures import ClassifyDataSample
+from ..thinking.options import check_test_cfg
 
 POOLS = ('mean', 'max')
 
@@ -57,6 +58,7 @@ class LinearProbe(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor or
                                              dict(type='ImageDataPreprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        check_test_cfg(test_cfg, (), type(self).__name__)  # reads none: any key is a typo
         if pool not in POOLS:
             raise ValueError(f'pool must be one of {POOLS}, got {pool!r}')
         self.pool = pool

@@ -13,6 +13,7 @@ from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import NextFrameHead
 from ..layers.kv_cache import KVCache
+from ..thinking.options import check_test_cfg
 
 
 
@@ -45,6 +46,9 @@ class NextFramePredictor(BaseModel):
         init_cfg: MMEngine init config.
     """
 
+    #: The ``test_cfg`` keys this model reads (subclasses add theirs).
+    TEST_CFG_KEYS = ('decode', )
+
     def __init__(self,
                  backbone: dict,
                  head: dict,
@@ -72,7 +76,7 @@ class NextFramePredictor(BaseModel):
         if not isinstance(self.head, NextFrameHead):
             raise TypeError(f'head must build a NextFrameHead, got {type(self.head)}')
         self.eval_seed = eval_seed
-        self.test_cfg = dict(test_cfg or {})
+        self.test_cfg = check_test_cfg(test_cfg, self.TEST_CFG_KEYS, type(self).__name__)
 
     # ----------------------------------------------------------------- inputs
     @property
