@@ -98,3 +98,70 @@ def test_checkpoint_that_runs_code_is_refused_by_test_tool(tiny_config, tmp_path
                       str(tmp_path / 'w'), check=False)
     assert result.returncode != 0 and 'weights-only' in result.stderr
     assert not marker.exists()
+
+
+def test_bare_resume_never_starts_over_on_unreadable_checkpoints(tiny_config, tmp_path):
+    config, work = tiny_config('ebt'), tmp_path / 'work'
+    work.mkdir()
+    (work / 'iter_2.pth').write_bytes(b'\x80\x02truncated')
+    (work / 'iter_4.pth').write_bytes(b'')
+    (work / 'last_checkpoint').write_text(str(work / 'iter_4.pth'))
+    before = {path.name: path.read_bytes() for path in work.iterdir()}
+    result = run_tool('tools/train.py', config, '--work-dir', str(work), '--resume', check=False)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    assert len(error) == 1 and 'none of the 2 checkpoint(s)' in error[0]
+    assert 'iter_2.pth' in error[0] and 'iter_4.pth' in error[0]
+    assert 'another --work-dir' in error[0]
+    for name in ('iter_2.pth', 'iter_4.pth'):  # each named with its reason as it is skipped
+        assert f'skipping {work / name}' in result.stdout + result.stderr
+    assert {path.name: path.read_bytes() for path in work.iterdir()} == before
+
+
+def test_bare_resume_keeps_an_unreadable_newer_checkpoint_aside(tiny_config, tmp_path):
+    config, work = tiny_config('ebt'), tmp_path / 'work'
+    run_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options',
+             'train_cfg.max_iters=2')
+    (work / 'iter_4.pth').write_bytes(b'\x80\x02cut short by a crash')
+    (work / 'last_checkpoint').write_text(str(work / 'iter_4.pth'))
+    (work / '.tmp-abcd.part').write_bytes(b'half a checkpoint')
+    result = run_tool('tools/train.py', config, '--work-dir', str(work), '--resume')
+    log = result.stdout + result.stderr
+    assert f'skipping {work / "iter_4.pth"}' in log and 'unreadable' in log
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert (work / 'iter_4.pth.unreadable').read_bytes() == b'\x80\x02cut short by a crash'
+    assert 'state_dict' in load_checkpoint_weights_only(work / 'iter_4.pth')
+    assert (work / 'last_checkpoint').read_text().endswith('iter_4.pth')
+    assert not (work / '.tmp-abcd.part').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--thinking-steps', '0'], 'argument --thinking-steps: value must be an integer >= 1'),
+    (['--thinking-steps', '-1'], 'argument --thinking-steps: value must be an integer >= 1'),
+    (['--alpha', 'nan'], 'argument --alpha: value must be finite'),
+    (['--noise-levels', '-0.1'], 'argument --noise-levels: value must lie in (0, 1]'),
+    (['--cfg-options', 'model.test_cfg.num_stepz=3'],
+     "EBTDenoiser: unknown test_cfg key(s) ['num_stepz']; valid keys: ['alpha',"),
+    (['--cfg-options', 'model.test_cfg.tolerance=-1'], 'test_cfg.tolerance must be >= 0'),
+    (['--cfg-options', 'model.type=EBTDenoizer'], 'EBTDenoizer is not in the'),
+])
+def test_test_tool_mistakes_end_in_one_line(tiny_config, tmp_path, args, message):
+    checkpoint = tmp_path / 'weights.pth'
+    torch.save({'state_dict': {}}, checkpoint)
+    result = run_tool('tools/test.py', tiny_config('ebt'), str(checkpoint), '--work-dir',
+                      str(tmp_path / 'w'), *args, check=False)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith('error: ')
+    assert message in result.stderr, result.stderr[-2000:]
+
+
+def test_missing_config_and_checkpoint_end_in_one_line(tiny_config, tmp_path):
+    for tool, args, message in [
+            ('tools/test.py', ['configs/nope.py', 'x.pth'], 'config configs/nope.py'),
+            ('tools/test.py', [tiny_config('ebt'), 'nope.pth'], 'checkpoint nope.pth'),
+            ('tools/train.py', ['configs/nope.py'], 'config configs/nope.py'),
+            ('tools/train.py', [tiny_config('ebt'), '--resume', 'nope.pth'],
+             '--resume: checkpoint nope.pth')]:
+        result = run_tool(tool, *args, check=False)
+        assert result.returncode == 2, (tool, args, result.stderr[-2000:])
+        assert result.stderr.splitlines() == [f'error: {message} does not exist'], result.stderr

@@ -33,18 +33,18 @@ class AtomicCheckpointHook(CheckpointHook):
     pointer, so a reader sees the old name or the new one, never nothing. Checkpoint
     files themselves are already written atomically (:class:`AtomicLocalBackend`).
 
-    Before the run, temporary files left by writes that were killed half-way
+    Before training, temporary files left by writes that were killed half-way
     (``.tmp-*.part``) are deleted from the work dir and the checkpoint folder, with a
     warning naming how many. ``tools/train.py`` uses this hook in place of
     ``CheckpointHook``; it takes the same arguments.
     """
 
-    def before_run(self, runner) -> None:
-        super().before_run(runner)
+    def before_train(self, runner) -> None:
+        super().before_train(runner)  # settles out_dir
         if not is_main_process():
             return
         folders = {runner.work_dir}
-        if self.out_dir is not None and osp.isdir(str(self.out_dir)):
+        if osp.isdir(str(self.out_dir)):
             folders.add(str(self.out_dir))
         removed = [path for folder in sorted(folders) for path in remove_partial_writes(folder)]
         if removed:
