@@ -17,7 +17,6 @@ and prints PSNR / SSIM (when there is a clean reference; SSIM is ``n/a`` for ima
 is reported on stderr and the others are still processed; the exit status is then 1.
 The checkpoint is loaded weights-only. See ``ebtvision.apis.DenoiseInferencer``.
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -26,13 +25,15 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ebtvision.models.thinking.options import cli_type, noise_level, positive_int  # noqa
+from ebtvision.utils import ArgumentParser  # noqa: E402
 
 DEFAULT_CONFIG = osp.join('configs', 'quickstart', 'ebt_denoise_skimage.py')
 DEFAULT_CHECKPOINT = osp.join('work_dirs', 'ebt_denoise_skimage', 'iter_600.pth')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description='Denoise image files with an EBT denoiser (or the DiT baseline)',
         epilog='No checkpoint yet? python tools/train.py '
         'configs/quickstart/ebt_denoise_skimage.py writes the default one.')
@@ -41,11 +42,11 @@ def parse_args(argv=None):
     parser.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT,
                         help=f'loaded weights-only (default: {DEFAULT_CHECKPOINT})')
     noise = parser.add_mutually_exclusive_group()
-    noise.add_argument('--noise-level', type=float, default=0.1,
+    noise.add_argument('--noise-level', type=cli_type(noise_level), default=0.1,
                        help='add DDPM noise at this level first (default 0.1)')
     noise.add_argument('--already-noisy', action='store_true',
                        help='the images are noisy already: add no noise')
-    parser.add_argument('--steps', type=int, help="thinking (EBT) or reverse (DiT) steps "
+    parser.add_argument('--steps', type=cli_type(positive_int), help="thinking (EBT) or reverse (DiT) steps "
                         "(default: the config's)")
     parser.add_argument('--seed', type=int, default=0, help='noise seed (default 0)')
     parser.add_argument('--large-images', choices=('tile', 'resize'), default='tile')

@@ -18,7 +18,6 @@ Example (after ``python tools/train.py configs/quickstart/ebt_text_pydoc.py``)::
 
 The checkpoint is loaded weights-only (nothing in it is executed).
 """
-import argparse
 import json
 import os.path as osp
 import sys
@@ -29,7 +28,8 @@ import torch
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.utils import register_all_modules  # noqa: E402
+from ebtvision.models.thinking.options import cli_type, non_negative, positive_int  # noqa
+from ebtvision.utils import ArgumentParser, register_all_modules  # noqa: E402
 
 #: Tokens of highest energy named in the summary.
 LEAST_SURE = 5
@@ -40,7 +40,7 @@ class DemoError(RuntimeError):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog='Without a trained model: python tools/train.py '
         'configs/quickstart/ebt_text_pydoc.py (about 5 minutes on a 2-core CPU).')
@@ -50,11 +50,11 @@ def parse_args(argv=None):
     parser.add_argument('--prompt', action='append', default=[],
                         help='text to continue (repeat for several)')
     parser.add_argument('--prompt-file', help='a UTF-8 text file to continue')
-    parser.add_argument('--num-tokens', type=int, default=64, help='tokens to generate')
-    parser.add_argument('--thinking-steps', type=int, help='EBT steps per token')
-    parser.add_argument('--num-candidates', type=int, default=1,
+    parser.add_argument('--num-tokens', type=cli_type(positive_int), default=64, help='tokens to generate')
+    parser.add_argument('--thinking-steps', type=cli_type(positive_int), help='EBT steps per token')
+    parser.add_argument('--num-candidates', type=cli_type(positive_int), default=1,
                         help='EBT self-verification: random starts per token')
-    parser.add_argument('--tolerance', type=float, help='EBT adaptive stopping tolerance')
+    parser.add_argument('--tolerance', type=cli_type(non_negative), help='EBT adaptive stopping tolerance')
     parser.add_argument('--show-energies', action='store_true',
                         help='print every generated token with its energy')
     parser.add_argument('--out-json', help='write prompts, continuations and energies here')

@@ -24,7 +24,6 @@ Writes (default ``work_dirs/<config name>/rollout.mp4``):
 
 The checkpoint is loaded weights-only (nothing in it is executed).
 """
-import argparse
 import copy
 import json
 import os.path as osp
@@ -36,7 +35,8 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.utils import register_all_modules  # noqa: E402
+from ebtvision.models.thinking.options import cli_type, positive_int  # noqa: E402
+from ebtvision.utils import ArgumentParser, register_all_modules  # noqa: E402
 
 #: Predicted frames when --frames is not given (fewer if the video is too short).
 DEFAULT_FRAMES = 8
@@ -50,19 +50,19 @@ class DemoError(RuntimeError):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description='Predict a video with a next-frame model (EBT or Transformer++)')
     parser.add_argument('config', help='next-frame config file')
     parser.add_argument('checkpoint', help='checkpoint file (loaded weights-only)')
     parser.add_argument('--video', help='video file (default: the first video of the '
                         "config's validation dataset)")
-    parser.add_argument('--context', type=int, help='real frames to condition on (default: the '
+    parser.add_argument('--context', type=cli_type(positive_int), help='real frames to condition on (default: the '
                         "config's context length, clip_len - 1)")
-    parser.add_argument('--frames', type=int, help=f'frames to predict (default: '
+    parser.add_argument('--frames', type=cli_type(positive_int), help=f'frames to predict (default: '
                         f'{DEFAULT_FRAMES}, fewer if the video is too short)')
-    parser.add_argument('--num-candidates', type=int, default=1,
+    parser.add_argument('--num-candidates', type=cli_type(positive_int), default=1,
                         help='EBT: self-verification over M candidates per frame')
-    parser.add_argument('--thinking-steps', type=int,
+    parser.add_argument('--thinking-steps', type=cli_type(positive_int),
                         help="EBT: energy-minimisation steps (default: the config's)")
     parser.add_argument('--start-fraction', type=float,
                         help='where the clip starts, as a fraction of the video timeline '

@@ -25,7 +25,6 @@ Writes ``<out-dir>/thinking_curve.json`` (every row), ``thinking_curve.png`` (on
 noise level or split: quality vs passes) and prints a Markdown table. Default out-dir:
 ``work_dirs/<config name>/thinking_curve``. Checkpoints are loaded weights-only.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -39,6 +38,9 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from ebtvision.models.thinking.options import (cli_type, noise_level, non_negative,  # noqa
+                                               positive_int)
+from ebtvision.utils import ArgumentParser  # noqa: E402
 
 
 class CurveError(RuntimeError):
@@ -47,24 +49,24 @@ class CurveError(RuntimeError):
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config',
                         help='EBT config (EBTDenoiser, EBTNextFrame or EBTLanguageModel)')
     parser.add_argument('checkpoint', help='its checkpoint (loaded weights-only)')
-    parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 3, 4, 6, 8])
-    parser.add_argument('--candidates', type=int, nargs='+', default=[1, 4])
-    parser.add_argument('--noise-levels', type=float, nargs='+', default=[0.1, 0.2, 0.3],
+    parser.add_argument('--steps', type=cli_type(positive_int), nargs='+', default=[1, 2, 3, 4, 6, 8])
+    parser.add_argument('--candidates', type=cli_type(positive_int), nargs='+', default=[1, 4])
+    parser.add_argument('--noise-levels', type=cli_type(noise_level), nargs='+', default=[0.1, 0.2, 0.3],
                         help='denoisers: noise levels to evaluate')
-    parser.add_argument('--tolerance', type=float,
+    parser.add_argument('--tolerance', type=cli_type(non_negative),
                         help='add adaptive-compute rows with this relative energy tolerance')
     parser.add_argument('--dit-config', help='DiT baseline config (denoisers only)')
     parser.add_argument('--dit-checkpoint', help='DiT baseline checkpoint')
-    parser.add_argument('--dit-steps', type=int, nargs='+', default=[1, 2, 5, 10, 25, 50, 100])
+    parser.add_argument('--dit-steps', type=cli_type(positive_int), nargs='+', default=[1, 2, 5, 10, 25, 50, 100])
     parser.add_argument('--split', choices=('val', 'test', 'both'),
                         help='data split (default: val; both for language models)')
-    parser.add_argument('--max-samples', type=int,
+    parser.add_argument('--max-samples', type=cli_type(positive_int),
                         help='evaluate the first N images / clips / sequences')
-    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--batch-size', type=cli_type(positive_int), default=8)
     parser.add_argument('--out-dir', help='default: work_dirs/<config name>/thinking_curve')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
