@@ -112,6 +112,8 @@ def main(argv=None) -> None:
     else:
         cfg.load_from = args.checkpoint
     cfg.resume = False
+    cfg.setdefault('default_hooks', {})
+    cfg.default_hooks.setdefault('data_skip', dict(type='DataSkipHook'))  # skipped files, counted
     if args.no_vis:
         cfg.get('custom_hooks', []).clear()
     try:

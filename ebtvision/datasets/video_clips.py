@@ -9,7 +9,6 @@ of unusable videos. Subclasses only list their videos (:meth:`list_videos`).
 """
 import os
 import os.path as osp
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -17,8 +16,9 @@ from mmengine.dataset import BaseDataset
 
 from ebtvision.registry import DATASETS, TRANSFORMS
 from .file_listing import list_dataset_files, resolve_data_root
+from .skip_report import SkipTrackingMixin, log_data_warning
 from .transforms.video import LoadVideoClip
-from .video_reader import VideoReader, VideoReadError
+from .video_reader import VideoReader, VideoReadError, VideoTruncatedError
 from .video_sampling import ClipSampler, VideoTooShortError, time_range_bounds
 
 #: Default accepted video extensions (compared case-insensitively).
@@ -34,7 +34,7 @@ def _listing(items: Sequence[str]) -> str:
     return f'{list(items[:_MAX_LISTED])}' + (' ...' if len(items) > _MAX_LISTED else '')
 
 
-class BaseVideoClipDataset(BaseDataset):
+class BaseVideoClipDataset(SkipTrackingMixin, BaseDataset):
     """Base class of datasets whose samples are clips of video files.
 
     Each video listed by :meth:`list_videos` gives one clip (``clip_stride=None``)
@@ -43,6 +43,10 @@ class BaseVideoClipDataset(BaseDataset):
     when the window is fixed at build time, ``fps``, ``num_frames``,
     ``frame_indices`` and ``num_padded``; otherwise ``LoadVideoClip`` picks the
     window at fetch time with :attr:`clip_sampler` (e.g. a random start).
+
+    Truncated videos keep the frames that decode (one warning names the file and
+    that length); clips are sampled from that length (see
+    :mod:`ebtvision.datasets.video_reader`).
 
     Probing (opening every video at build time, decord reads the container only):
     needed when ``clip_stride`` is set (the windows depend on each video's length
@@ -53,9 +57,10 @@ class BaseVideoClipDataset(BaseDataset):
     short under the ``short_video`` policy (see
     :mod:`ebtvision.datasets.video_sampling`):
 
-    * Training, no probe: ``LoadVideoClip`` warns naming the file, counts
-      (``LoadVideoClip.num_skipped``) and returns ``None``, and
-      ``BaseDataset.__getitem__`` fetches another random index.
+    * Training, no probe: ``LoadVideoClip`` warns once per file naming it, counts
+      (``LoadVideoClip.num_skipped``) and returns ``None``, and ``__getitem__``
+      fetches another random index and lists the skipped files in the returned
+      sample's metainfo (``skipped_files``, counted by ``DataSkipHook``).
     * Probed (test mode, or ``clip_stride``): dropped at build time with one warning
       naming them; listed in :attr:`skipped_files` (reasons in :attr:`skip_reasons`)
       and counted in ``LoadVideoClip.num_skipped``. With an int ``indices`` in test
@@ -87,6 +92,7 @@ class BaseVideoClipDataset(BaseDataset):
     """
 
     METAINFO: dict = dict(task='next_frame', dataset_type='video')
+    skip_path_key = 'video_path'
 
     def __init__(self,
                  data_root: str,
@@ -143,6 +149,17 @@ class BaseVideoClipDataset(BaseDataset):
 
     def _probe_one(self, video: dict) -> Tuple[List[dict], str]:
         """Open (and maybe decode) one video; return its data infos or a skip reason."""
+        try:
+            return self._probe_once(video)
+        except VideoTruncatedError:
+            # Reading found the decodable end: open again, now with that length.
+            try:
+                return self._probe_once(video)
+            except VideoTruncatedError as err:
+                return [], err.reason
+
+    def _probe_once(self, video: dict) -> Tuple[List[dict], str]:
+        """One attempt of :meth:`_probe_one`; raises ``VideoTruncatedError``."""
         path = video['video_path']
         sampler = self.clip_sampler
         try:
@@ -160,6 +177,8 @@ class BaseVideoClipDataset(BaseDataset):
                 frames = timeline[lo:hi]
             if self.check_readable:
                 reader.read(frames)
+        except VideoTruncatedError:
+            raise
         except VideoReadError as err:
             return [], err.reason
         except VideoTooShortError as err:
@@ -202,10 +221,10 @@ class BaseVideoClipDataset(BaseDataset):
         if self.skipped_files:
             LoadVideoClip.num_skipped += len(self.skipped_files)
             shown = [f'{p} ({self.skip_reasons[p]})' for p in self.skipped_files[:_MAX_LISTED]]
-            warnings.warn(
+            log_data_warning(
                 f'Skipped {len(self.skipped_files)} unusable or too short video(s) under '
                 f'{self.data_root!r}: ' + '; '.join(shown) +
-                (' ...' if len(self.skipped_files) > _MAX_LISTED else ''), stacklevel=3)
+                (' ...' if len(self.skipped_files) > _MAX_LISTED else ''))
         if limit is not None:
             infos = infos[:limit]
         return infos

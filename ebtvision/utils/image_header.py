@@ -32,10 +32,15 @@ class ImageHeader(NamedTuple):
         format: ``'PNG'``, ``'JPEG'``, ``'WebP'``, ``'TIFF'`` or ``'BMP'``.
         width: Width in pixels.
         height: Height in pixels.
+        channels: Colour components (JPEG only, else None): what a reduced JPEG decode
+            can handle depends on it.
+        bit_depth: Bits per sample (JPEG only, else None).
     """
     format: str
     width: int
     height: int
+    channels: Optional[int] = None
+    bit_depth: Optional[int] = None
 
 
 class ImageHeaderError(ValueError):
@@ -60,7 +65,7 @@ def _png_size(file: BinaryIO, head: bytes) -> Tuple[int, int]:
     raise ImageHeaderError('the PNG has no IHDR chunk at its start')
 
 
-def _jpeg_size(file: BinaryIO, head: bytes) -> Tuple[int, int]:
+def _jpeg_size(file: BinaryIO, head: bytes) -> Tuple[int, int, int, int]:
     file.seek(2)  # after SOI
     budget = _JPEG_MAX_STRAY_BYTES
 
@@ -88,8 +93,9 @@ def _jpeg_size(file: BinaryIO, head: bytes) -> Tuple[int, int]:
         if length < 2:
             raise ImageHeaderError(f'a JPEG segment has an invalid length ({length})')
         if marker in _JPEG_SOF_MARKERS:
-            _, height, width = struct.unpack('>BHH', _read_exact(file, 5, 'JPEG frame header'))
-            return width, height
+            precision, height, width, channels = struct.unpack(
+                '>BHHB', _read_exact(file, 6, 'JPEG frame header'))
+            return width, height, channels, precision
         file.seek(length - 2, os.SEEK_CUR)
     raise ImageHeaderError(f'the JPEG has over {_JPEG_MAX_SEGMENTS} segments before its '
                            'frame header')
@@ -188,8 +194,8 @@ def read_image_header(path: Union[str, os.PathLike]) -> Optional[ImageHeader]:
         for name, matches, parse in _FORMATS:
             if matches(head):
                 try:
-                    width, height = parse(file, head)
+                    values = parse(file, head)
                 except struct.error as error:
                     raise ImageHeaderError(f'malformed {name} header ({error})') from None
-                return ImageHeader(name, int(width), int(height))
+                return ImageHeader(name, *(int(value) for value in values))
     return None

@@ -8,6 +8,8 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
+from log_capture import data_warnings
+
 import ebtvision.datasets  # noqa: F401  (registers the dataset and transforms)
 from ebtvision.datasets import (ImageFolderDataset, LoadImageFromFile, resolve_data_root,
                                 skimage_data_dir)
@@ -142,19 +144,49 @@ def test_train_mode_corrupt_file_is_refetched(tmp_path, bad_name, content):
     assert len(ds) == 2
 
     np.random.seed(0)
-    with pytest.warns(UserWarning, match=bad_name):
+    with data_warnings(match=bad_name):
         out = ds[0]
     assert out['data_samples'].img_path == str(tmp_path / 'good.png')
     assert LoadImageFromFile.num_skipped >= 1
+
+
+def test_train_mode_warns_once_per_bad_file_and_records_skips(tmp_path):
+    good = str(tmp_path / 'good.png')
+    _write(good)
+    bad = [str(tmp_path / 'bad_a.jpg'), str(tmp_path / 'bad_b.jpg')]
+    for path in bad:
+        with open(path, 'wb') as f:
+            f.write(b'junk')
+    ds = ImageFolderDataset(data_root=str(tmp_path), pipeline=PIPELINE)
+    assert [ds.get_data_info(i)['img_path'] for i in range(3)] == bad + [good]
+    np.random.seed(0)
+    skipped = []
+    with data_warnings() as logged:
+        for idx in [0, 1] * 10:
+            out = ds[idx]
+            assert out['data_samples'].img_path == good
+            skipped += out['data_samples'].metainfo.get('skipped_files', [])
+    # One warning per bad file (not per draw), every skipped draw recorded.
+    assert len(logged) == 2 and all(any(p in m for m in logged) for p in bad)
+    assert len(skipped) == LoadImageFromFile.num_skipped >= 20
+    assert set(skipped) == set(bad)
+    assert 'skipped_files' not in ds[2]['data_samples'].metainfo
+
+
+def test_train_mode_gives_up_naming_the_files(tmp_path):
+    (tmp_path / 'bad.jpg').write_bytes(b'junk')
+    ds = ImageFolderDataset(data_root=str(tmp_path), pipeline=PIPELINE, max_refetch=3)
+    with data_warnings(), pytest.raises(RuntimeError, match=r'4 draws.*bad\.jpg'):
+        ds[0]
 
 
 def test_test_mode_excludes_corrupt_files(tmp_path):
     _write(str(tmp_path / 'good.png'))
     (tmp_path / 'bad.jpg').write_bytes(np.random.RandomState(2).bytes(300))
     (tmp_path / 'empty.png').write_bytes(b'')
-    with pytest.warns(UserWarning) as record:
+    with data_warnings() as record:
         ds = ImageFolderDataset(data_root=str(tmp_path), pipeline=PIPELINE, test_mode=True)
-    messages = ' '.join(str(w.message) for w in record)
+    messages = ' '.join(record)
     assert 'bad.jpg' in messages and 'empty.png' in messages
     assert 'Excluded 2 unreadable image(s) of 3 checked' in messages
     assert len(ds) == 1
@@ -168,18 +200,18 @@ def test_test_mode_int_indices_decodes_only_what_is_needed(tmp_path):
     _write(str(tmp_path / 'c_good.png'))
     (tmp_path / 'a_bad.jpg').write_bytes(b'junk')
     (tmp_path / 'd_bad.jpg').write_bytes(b'junk')
-    with pytest.warns(UserWarning, match='a_bad.jpg'):
+    with data_warnings(match='a_bad.jpg'):
         ds = ImageFolderDataset(data_root=str(tmp_path), test_mode=True, indices=1)
     assert _rel_paths(ds, str(tmp_path)) == ['b_good.png']
     assert [osp.basename(p) for p in ds.skipped_files] == ['a_bad.jpg']  # d_bad unchecked
-    with pytest.warns(UserWarning, match='d_bad.jpg'):
+    with data_warnings(match='d_bad.jpg'):
         ds = ImageFolderDataset(data_root=str(tmp_path), test_mode=True, indices=-1)
     assert _rel_paths(ds, str(tmp_path)) == ['c_good.png']
 
 
 def test_test_mode_all_unreadable_raises(tmp_path):
     (tmp_path / 'bad.jpg').write_bytes(b'not an image')
-    with pytest.warns(UserWarning), pytest.raises(FileNotFoundError, match='decoded'):
+    with data_warnings(match='bad.jpg'), pytest.raises(FileNotFoundError, match='decoded'):
         ImageFolderDataset(data_root=str(tmp_path), test_mode=True)
 
 

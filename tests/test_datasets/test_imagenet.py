@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from log_capture import data_warnings
 
 import ebtvision.datasets  # noqa: F401  (registers datasets and transforms)
 from ebtvision.datasets import ImageNetDataset, LoadImageFromFile
@@ -190,10 +191,27 @@ def test_corrupt_train_image_is_refetched(tmp_path):
     assert len(ds) == 7  # unchecked at start-up
     idx = [ds.get_data_info(i)['img_path'] for i in range(len(ds))].index(bad)
     np.random.seed(0)
-    with pytest.warns(UserWarning, match='bad.JPEG'):
+    with data_warnings(match='bad.JPEG'):
         out = ds[idx]
     assert out['data_samples'].img_path != bad
     assert LoadImageFromFile.num_skipped >= 1
+    # The skipped file travels with the sample (DataSkipHook counts it).
+    assert out['data_samples'].skipped_files[0] == bad
+
+
+def test_resize_after_load_enables_reduced_jpeg_decoding(tmp_path):
+    root = str(tmp_path)
+    _tree(root)
+    big = osp.join(root, 'train', WNIDS[0], 'big.jpg')
+    cv2.imwrite(big, np.full((160, 240, 3), 90, np.uint8))
+    ds = ImageNetDataset(data_root=root, split='train', pipeline=PIPELINE)
+    assert ds.loader is ds.pipeline.transforms[0]
+    assert ds.loader.resize_after is ds.pipeline.transforms[1]
+    idx = [ds.get_data_info(i)['img_path'] for i in range(len(ds))].index(big)
+    # Resize to a short side of 8: decoded at 1/8 (20 x 30), then resized to 8 x 12.
+    loaded = ds.loader(dict(img_path=big))
+    assert loaded['decode_reduction'] == 8 and loaded['img'].shape == (20, 30, 3)
+    assert ds[idx]['inputs'].shape == (3, 8, 8)
 
 
 def test_corrupt_image_dropped_in_test_mode(tmp_path):
@@ -202,7 +220,7 @@ def test_corrupt_image_dropped_in_test_mode(tmp_path):
     bad = osp.join(root, 'val', WNIDS[1], 'bad.JPEG')
     with open(bad, 'wb') as f:
         f.write(b'')
-    with pytest.warns(UserWarning, match='Excluded 1 unreadable image'):
+    with data_warnings(match='Excluded 1 unreadable image'):
         ds = ImageNetDataset(data_root=root, split='val', test_mode=True, pipeline=PIPELINE)
     assert ds.skipped_files == [bad]
     assert LoadImageFromFile.num_skipped == 1

@@ -6,8 +6,11 @@ import torch
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
+from log_capture import data_warnings
+
 from ebtvision.datasets.transforms import (CenterCrop, LoadImageFromFile, NormalizeToSymmetric,
                                            PackDenoiseInputs, RandomCrop, RandomFlip, Resize)
+from ebtvision.datasets.transforms.loading import choose_reduction, link_reduced_decode
 from ebtvision.registry import TRANSFORMS
 from ebtvision.structures import DenoiseDataSample
 
@@ -92,9 +95,154 @@ def test_load_failure_returns_none(tmp_path, name, data):
     path = tmp_path / name
     if data is not None:
         path.write_bytes(data)
-    with pytest.warns(UserWarning, match=name):
+    with data_warnings(match=name) as logged:
         assert LoadImageFromFile()(dict(img_path=str(path))) is None
+    assert len(logged) == 1
     assert LoadImageFromFile.num_skipped == 1
+
+
+def test_load_failure_warns_once_per_file(tmp_path):
+    bad = tmp_path / 'bad.jpg'
+    bad.write_bytes(b'junk' * 20)
+    loader = LoadImageFromFile()
+    with data_warnings() as logged:
+        for _ in range(5):
+            assert loader(dict(img_path=str(bad))) is None
+    # Counted per draw, named once (it used to warn on every draw).
+    assert LoadImageFromFile.num_skipped == 5
+    assert len(logged) == 1 and 'bad.jpg' in logged[0] and 'OpenCV cannot decode' in logged[0]
+
+
+# ---------------------------------------------------------------- reduced decoding
+
+
+def _smooth_jpeg(path, height, width, gray=False, params=()):
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (6, 6) if gray else (6, 6, 3), dtype=np.uint8)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    flags = [cv2.IMWRITE_JPEG_QUALITY, 95, *params]
+    assert cv2.imwrite(str(path), img, flags)
+    return str(path)
+
+
+def _linked(*transforms):
+    pipeline = [LoadImageFromFile(**(transforms[0] if transforms and isinstance(
+        transforms[0], dict) else {}))]
+    pipeline += [t for t in transforms if not isinstance(t, dict)]
+    link_reduced_decode(pipeline)
+    return pipeline
+
+
+def _run(pipeline, path):
+    results = dict(img_path=path)
+    for transform in pipeline:
+        results = transform(results)
+    return results
+
+
+def test_choose_reduction_keeps_at_least_the_needed_size():
+    assert choose_reduction((1000, 1500), (64, 96)) == 8
+    assert choose_reduction((1000, 1500), (125, 187)) == 8
+    assert choose_reduction((1000, 1500), (126, 187)) == 4
+    assert choose_reduction((1000, 1500), (300, 450)) == 2
+    assert choose_reduction((1000, 1500), (501, 10)) == 1
+
+
+def test_resize_after_load_decodes_jpeg_reduced_with_the_same_geometry(tmp_path):
+    # 1001 x 1499 decodes to 126 x 188 at 1/8: sizing the Resize from that would give
+    # 64 x 95; the full-size image gives 64 x 96, and so must the reduced decode.
+    path = _smooth_jpeg(tmp_path / 'big.jpg', 1001, 1499)
+    full = [LoadImageFromFile(auto_reduce=False), Resize(64, keep_ratio=True), RandomCrop(32)]
+    reduced = _linked(Resize(64, keep_ratio=True), RandomCrop(32))
+    loaded = reduced[0](dict(img_path=path))
+    assert loaded['decode_reduction'] == 8 and loaded['img'].shape == (126, 188, 3)
+    assert loaded['ori_shape'] == (1001, 1499) and loaded['img_shape'] == (126, 188)
+    assert reduced[1](loaded)['img'].shape == (64, 96, 3)
+    np.random.seed(3)
+    expected = _run(full, path)
+    np.random.seed(3)
+    got = _run(reduced, path)
+    assert 'decode_reduction' not in expected
+    assert got['scale_factor'] == pytest.approx(expected['scale_factor'])
+    assert got['crop_bbox'] == expected['crop_bbox']  # the crop sees the same region
+    assert got['img'].shape == expected['img'].shape == (32, 32, 3)
+    assert np.abs(got['img'] - expected['img']).mean() < 0.01
+
+
+def test_reduction_stops_where_the_resize_would_need_more(tmp_path):
+    path = _smooth_jpeg(tmp_path / 'big.jpg', 1000, 1500)
+    loader = _linked(Resize(300, keep_ratio=True))[0]
+    out = loader(dict(img_path=path))
+    # 1/4 would give 250 < 300 rows: 1/2 is the most that keeps the output sharp.
+    assert out['decode_reduction'] == 2 and out['img'].shape[:2] == (500, 750)
+    # Enlarging: nothing to gain, full size.
+    loader = _linked(Resize((2000, 3000)))[0]
+    assert 'decode_reduction' not in loader(dict(img_path=path))
+
+
+def test_no_reduction_without_a_resize_right_after(tmp_path):
+    path = _smooth_jpeg(tmp_path / 'big.jpg', 400, 600)
+    # A crop at native resolution (or anything between the loader and the Resize)
+    # would see a different image at reduced size.
+    for pipeline in (_linked(RandomCrop(32)), _linked(RandomFlip(), Resize(16))):
+        out = pipeline[0](dict(img_path=path))
+        assert out['img'].shape == (400, 600, 3) and 'decode_reduction' not in out
+    loader = LoadImageFromFile()  # not linked: never reduced
+    assert loader(dict(img_path=path))['img'].shape == (400, 600, 3)
+
+
+def test_decode_min_size_asks_for_a_reduced_decode(tmp_path):
+    jpeg = _smooth_jpeg(tmp_path / 'big.jpg', 1000, 1500)
+    out = LoadImageFromFile(decode_min_size=100)(dict(img_path=jpeg))
+    assert out['decode_reduction'] == 8 and out['img'].shape[:2] == (125, 188)
+    assert out['ori_shape'] == (1000, 1500)
+    out = LoadImageFromFile(decode_min_size=(200, 100))(dict(img_path=jpeg))
+    assert out['decode_reduction'] == 4
+    # PNGs gain nothing from OpenCV's reduced modes: always full size.
+    png = str(tmp_path / 'big.png')
+    cv2.imwrite(png, cv2.imread(jpeg))
+    assert LoadImageFromFile(decode_min_size=100)(dict(img_path=png))['img'].shape == (
+        1000, 1500, 3)
+
+
+def test_reduced_grayscale_jpeg_stays_grayscale(tmp_path):
+    path = _smooth_jpeg(tmp_path / 'g.jpg', 800, 640, gray=True)
+    out = LoadImageFromFile(to_rgb=False, decode_min_size=100)(dict(img_path=path))
+    assert out['decode_reduction'] == 4 and out['img'].shape == (200, 160, 1)
+    full = LoadImageFromFile(to_rgb=False)(dict(img_path=path))['img']
+    small = cv2.resize(full, (160, 200), interpolation=cv2.INTER_AREA)[:, :, None]
+    assert np.abs(out['img'] - small).mean() < 0.01
+
+
+def test_reduced_decode_ignores_exif_orientation_like_a_full_decode(tmp_path):
+    from PIL import Image
+    path = str(tmp_path / 'rotated.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees to display"
+    Image.fromarray(np.full((200, 320, 3), 128, np.uint8)).save(path, exif=exif.tobytes())
+    out = LoadImageFromFile(decode_min_size=51)(dict(img_path=path))  # 1/4 is 50 rows
+    assert out['decode_reduction'] == 2
+    assert out['img'].shape[:2] == (100, 160) and out['ori_shape'] == (200, 320)
+    assert LoadImageFromFile()(dict(img_path=path))['img'].shape[:2] == (200, 320)
+
+
+def test_huge_image_decoded_at_full_size_is_warned_once(tmp_path):
+    path = _smooth_jpeg(tmp_path / 'huge.jpg', 300, 400)
+    crop_only = _linked(dict(huge_pixels=100_000), RandomCrop(16))
+    with data_warnings() as logged:
+        for _ in range(3):
+            assert _run(crop_only, path)['img'].shape == (16, 16, 3)
+    assert len(logged) == 1
+    assert 'huge.jpg' in logged[0] and '400x300' in logged[0]
+    assert 'Resize right after LoadImageFromFile' in logged[0]
+    # Reduced for a following Resize: fast, no warning.
+    with data_warnings() as logged:
+        _run(_linked(dict(huge_pixels=100_000), Resize(32, keep_ratio=True)), path)
+    assert logged == []
+    png = str(tmp_path / 'huge.png')
+    cv2.imwrite(png, cv2.imread(path))
+    with data_warnings(match='huge.png.*only JPEGs'):
+        _run(_linked(dict(huge_pixels=100_000), Resize(32, keep_ratio=True)), png)
 
 
 # ---------------------------------------------------------------- geometry
@@ -203,6 +351,6 @@ def test_compose_from_registry(tmp_path):
     out = compose(dict(img_path=str(tmp_path / 'a.png'), sample_idx=0))
     torch.testing.assert_close(out['inputs'], torch.ones(3, 2, 2))
     # A failed load stops the pipeline with None.
-    with pytest.warns(UserWarning):
+    with data_warnings(match='nope.png'):
         assert compose(dict(img_path=str(tmp_path / 'nope.png'))) is None
     assert 'LoadImageFromFile' in repr(compose)

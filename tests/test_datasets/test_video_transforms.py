@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import write_video
+from log_capture import data_warnings
 from ebtvision.datasets.transforms import (LoadVideoClip, PackVideoInputs, VideoCenterCrop,
                                            VideoRandomCrop, VideoResize)
 from ebtvision.datasets.video_sampling import ClipSampler
@@ -105,12 +106,12 @@ def test_load_video_clip_skips_unusable_videos(tmp_path):
     bad = tmp_path / 'bad.mp4'
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     LoadVideoClip.reset_num_skipped()
-    with pytest.warns(UserWarning, match='bad.mp4.*decord cannot open'):
+    with data_warnings(match='bad.mp4.*decord cannot open'):
         assert LoadVideoClip()(dict(video_path=str(bad), frame_indices=[0])) is None
     assert LoadVideoClip.num_skipped == 1
     short = str(tmp_path / 'short.avi')
     write_video(short, 3, fps=10.0)
-    with pytest.warns(UserWarning, match='short.avi'):
+    with data_warnings(match='short.avi'):
         out = LoadVideoClip()(dict(video_path=short,
                                    clip_sampler=ClipSampler(4, short_video='skip')))
     assert out is None and LoadVideoClip.num_skipped == 2

@@ -151,11 +151,16 @@ class Resize:
     * ``keep_ratio=True`` with ``(h, w)``: the largest aspect-preserving size that
       fits inside ``(h, w)``.
 
+    Right after a reduced JPEG decode (``LoadImageFromFile`` adds ``decoded_shape``
+    and sets ``ori_shape`` to the size in the file), the output size is computed
+    from ``ori_shape``, so it is exactly what a full-size decode would give.
+
     Required keys: ``img``.
 
     Modified keys: ``img``, ``img_shape``.
 
-    Added keys: ``scale_factor`` (``(w_scale, h_scale)``).
+    Added keys: ``scale_factor`` (``(w_scale, h_scale)``, relative to the size the
+    output was computed from). Removed keys: ``decoded_shape``.
 
     Args:
         size: Target size, see above.
@@ -172,7 +177,8 @@ class Resize:
         else:
             self.size = _pair(size)
 
-    def _target(self, h: int, w: int) -> Tuple[int, int]:
+    def target_shape(self, h: int, w: int) -> Tuple[int, int]:
+        """Output ``(height, width)`` for an ``h`` x ``w`` input."""
         if not self.keep_ratio:
             return self.size  # type: ignore[return-value]
         if isinstance(self.size, int):
@@ -185,7 +191,11 @@ class Resize:
         """Resize ``results['img']``."""
         img = results['img']
         h, w = img.shape[:2]
-        out_h, out_w = self._target(h, w)
+        decoded = results.pop('decoded_shape', None)
+        if decoded is not None and tuple(decoded) == (h, w) and 'ori_shape' in results:
+            # Still the reduced decode: size the output as for the full-size image.
+            h, w = (int(v) for v in results['ori_shape'])
+        out_h, out_w = self.target_shape(h, w)
         results['img'] = imresize(img, (out_h, out_w))
         results['img_shape'] = (out_h, out_w)
         results['scale_factor'] = (out_w / w, out_h / h)

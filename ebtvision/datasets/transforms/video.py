@@ -5,9 +5,8 @@ Every geometric transform applies one and the same operation to all frames of a
 clip, so motion between frames is untouched. Randomness comes from NumPy's global
 RNG (seeded per dataloader worker by MMEngine).
 """
-import warnings
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -15,7 +14,8 @@ import torch
 
 from ebtvision.registry import TRANSFORMS
 from ebtvision.structures import VideoDataSample
-from ..video_reader import VideoReader, VideoReadError
+from ..skip_report import forget_warnings, warn_once
+from ..video_reader import VideoReader, VideoReadError, VideoTruncatedError
 from ..video_sampling import ClipSampler, VideoTooShortError
 from .processing import SizeType, _pair
 
@@ -43,10 +43,16 @@ class LoadVideoClip:
     start in training).
 
     An unusable video (missing, empty, corrupt, undecodable, or too short under
-    ``short_video='skip'``) does not raise: the transform warns naming the file,
-    increments :attr:`num_skipped` and returns ``None``, so MMEngine's
-    ``BaseDataset.__getitem__`` fetches another sample in training. (Test-mode
-    datasets probe every video when they are built, so this does not happen there.)
+    ``short_video='skip'``) does not raise: the transform warns once per file naming
+    it (through MMEngine's logger, so it is in the work dir's log), increments
+    :attr:`num_skipped` and returns ``None``, so the dataset fetches another sample
+    in training. (Test-mode datasets probe every video when they are built, so this
+    does not happen there.)
+
+    A truncated video keeps the frames that decode (see
+    :mod:`ebtvision.datasets.video_reader`): when the reader finds the stream ends
+    before the chosen window, a window chosen here by the ``clip_sampler`` is chosen
+    again from the decodable length; fixed ``frame_indices`` past it skip the clip.
 
     Required keys: ``video_path``, and ``frame_indices`` or ``clip_sampler``.
 
@@ -69,7 +75,6 @@ class LoadVideoClip:
     """
 
     num_skipped: int = 0
-    _warned: Set[str] = set()
 
     def __init__(self, num_threads: int = 1, cache_mb: float = 0) -> None:
         self.num_threads = int(num_threads)
@@ -90,24 +95,21 @@ class LoadVideoClip:
         """
         # One counter for the whole process, even if called through a subclass.
         LoadVideoClip.num_skipped += 1
-        if path in LoadVideoClip._warned:
-            return
-        LoadVideoClip._warned.add(path)
-        warnings.warn(
-            f'Skipping video {path!r}: {reason}. {LoadVideoClip.num_skipped} clip(s) '
-            'skipped so far in this process.', stacklevel=2)
+        warn_once(('skipped video', path), f'Skipping video {path!r}: {reason}')
 
     @classmethod
     def reset_num_skipped(cls) -> None:
         """Reset the class-level skip counter (and warn again about known files)."""
         LoadVideoClip.num_skipped = 0
-        LoadVideoClip._warned = set()
+        forget_warnings('skipped video')
+        forget_warnings('truncated video')
 
     def load(self, results: dict) -> dict:
         """Like ``__call__`` but raise instead of skipping.
 
         Raises:
-            VideoReadError: The video cannot be read.
+            VideoReadError: The video cannot be read (``VideoTruncatedError``: fixed
+                ``frame_indices`` lie past the decodable end).
             VideoTooShortError: ``clip_sampler`` skips it as too short.
             KeyError: Neither ``frame_indices`` nor ``clip_sampler`` is given.
         """
@@ -116,6 +118,20 @@ class LoadVideoClip:
         if results.get('frame_indices') is None and sampler is None:
             raise KeyError('LoadVideoClip needs "frame_indices" or a "clip_sampler" in the '
                            f'results (video {path!r}); use it inside a video dataset')
+        fixed = results.get('frame_indices') is not None
+        try:
+            return self._load(results, sampler)
+        except VideoTruncatedError:
+            self._video_info.pop(path, None)
+            if fixed:
+                raise
+            # The reader now knows the decodable length: sample the window from it.
+            results['frame_indices'] = None
+            return self._load(results, sampler)
+
+    def _load(self, results: dict, sampler: Optional[ClipSampler]) -> dict:
+        """One attempt of :meth:`load` (``frame_indices`` or ``sampler`` is set)."""
+        path = results['video_path']
         reader = None
         if path in self._video_info:
             num_frames, fps = self._video_info[path]
