@@ -15,8 +15,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.engine import (CheckpointLoadError, search_resumable_checkpoint,  # noqa: E402
-                              set_aside)
+from ebtvision.engine import (CheckpointLoadError, NonFiniteError,  # noqa: E402
+                              enable_divergence_checks, search_resumable_checkpoint, set_aside)
 from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
                              check_data_roots, check_model_config, exit_with_error,
                              read_config, register_all_modules, setup_cpu_distributed,
@@ -67,6 +67,12 @@ def build_config(args) -> Config:
         if optim_type != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    # Stop a diverged run with one clear line, never checkpoint non-finite weights, flag
+    # validation results worse than the noisy input's.
+    try:
+        enable_divergence_checks(cfg)
+    except ValueError as error:
+        exit_with_error(f'{args.config}: {error}')
     if args.resume == 'auto':
         checkpoint = resume_from_work_dir(cfg.work_dir)
         if checkpoint is not None:  # else a first run: the config's own load_from applies
@@ -134,6 +140,8 @@ def main(argv=None) -> None:
         runner.train()
     except CheckpointLoadError as error:
         exit_with_error(str(error))
+    except NonFiniteError as error:
+        exit_with_error(str(error), code=1)
     teardown_distributed()
 
 
