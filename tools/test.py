@@ -1,6 +1,8 @@
 """Evaluate a checkpoint: python tools/test.py CONFIG CHECKPOINT [options].
 
-The checkpoint is loaded weights-only: nothing in it is executed.
+The checkpoint (a file, or a URL MMEngine knows) is loaded weights-only: nothing in it is
+executed. Thinking options are checked before anything is built: a value out of range or an
+unknown ``test_cfg`` key ends in one ``error:`` line and exit code 2.
 """
 import json
 import os

@@ -1,4 +1,11 @@
-"""Train a model from a config: python tools/train.py CONFIG [options]."""
+"""Train a model from a config: python tools/train.py CONFIG [options].
+
+Beyond MMEngine's runner: checkpoints load weights-only from any source and are written
+atomically (``last_checkpoint`` too); a bare ``--resume`` names every checkpoint it skips and
+stops rather than start over when none of the work dir's loads; a diverging run stops with
+one line naming the iteration (or skips such steps with ``optim_wrapper.nonfinite='skip'``);
+mistakes in the command line or config end in one ``error:`` line and exit code 2.
+"""
 import logging
 import os
 import os.path as osp
@@ -15,8 +22,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.engine import (CheckpointLoadError, NonFiniteError,  # noqa: E402
-                              enable_divergence_checks, search_resumable_checkpoint, set_aside)
+from ebtvision.engine import (CheckpointLoadError, enable_divergence_checks,  # noqa: E402
+                              search_resumable_checkpoint, set_aside)
 from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
                              check_data_roots, check_model_config, exit_with_error,
                              read_config, register_all_modules, setup_cpu_distributed,
@@ -140,7 +147,7 @@ def main(argv=None) -> None:
         runner.train()
     except CheckpointLoadError as error:
         exit_with_error(str(error))
-    except NonFiniteError as error:
+    except FloatingPointError as error:  # NonFiniteError, or a non-finite energy gradient
         exit_with_error(str(error), code=1)
     teardown_distributed()
 
