@@ -53,7 +53,21 @@ SAFE_GLOBALS = [
 
 
 class CheckpointLoadError(RuntimeError):
-    """A checkpoint that cannot or must not be loaded; the message names it and says why."""
+    """A checkpoint that cannot or must not be loaded; the message names it and says why.
+
+    Attributes:
+        reason: The message without the checkpoint's name (for lists of several files).
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f'checkpoint {name} {reason}')
+        self.reason = reason
+
+
+def _first_sentence(error: Exception) -> str:
+    """torch's messages can run to a paragraph; the first sentence says what is wrong."""
+    text = str(error).strip().split('. ')[0].strip()
+    return text or type(error).__name__
 
 
 _SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.-]*):(//)?')
@@ -67,11 +81,13 @@ def _weights_only_load(source: Union[str, BinaryIO], name: str,
             checkpoint = torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointLoadError(
-            f'checkpoint {name} holds objects that a weights-only load refuses to '
-            f'build, so it was not loaded (ebtvision never unpickles code): {error}') from None
+            name, 'holds objects that a weights-only load refuses to build, so it was not '
+            f'loaded (ebtvision never unpickles code): {_first_sentence(error)}') from None
     except Exception as error:  # noqa: BLE001  any other failure: a damaged file
-        raise CheckpointLoadError(f'checkpoint {name} is unreadable (truncated or not a torch '
-                                  f'checkpoint): {error}') from None
+        if isinstance(source, str) and osp.getsize(source) == 0:
+            raise CheckpointLoadError(name, 'is empty (0 bytes)') from None
+        raise CheckpointLoadError(name, 'is unreadable (truncated or not a torch checkpoint): '
+                                  f'{_first_sentence(error)}') from None
     return plain_to_history_buffers(checkpoint)
 
 
@@ -90,8 +106,8 @@ def load_checkpoint_weights_only(filename: Union[str, os.PathLike],
         scheme = _SCHEME.match(filename)
         if scheme and scheme.group(2) and len(scheme.group(1)) > 1:  # not a Windows drive
             raise CheckpointLoadError(
-                f'checkpoint {filename}: the scheme {scheme.group(0)!r} is not supported; '
-                'use a local file, http(s)://, s3://, petrel://, torchvision:// or '
+                filename, f'uses the scheme {scheme.group(0)!r}, which is not supported; use a '
+                'local file, http(s)://, s3://, petrel://, torchvision:// or '
                 'open-mmlab://')
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
     return _weights_only_load(filename, filename, map_location)
@@ -121,8 +137,7 @@ def _cached_download(url: str) -> str:
             try:
                 torch.hub.download_url_to_file(url, path, progress=False)
             except Exception as error:  # noqa: BLE001  URLError, HTTPError, timeouts...
-                raise CheckpointLoadError(f'checkpoint {url} cannot be downloaded: '
-                                          f'{error}') from None
+                raise CheckpointLoadError(url, f'cannot be downloaded: {error}') from None
 
     if rank == 0:
         download()
@@ -144,7 +159,7 @@ def load_from_object_store(filename: str, map_location=None, backend: str = 'pet
     try:
         data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
     except Exception as error:  # noqa: BLE001  missing client library, access denied...
-        raise CheckpointLoadError(f'checkpoint {filename} cannot be fetched: {error}') from None
+        raise CheckpointLoadError(filename, f'cannot be fetched: {error}') from None
     with io.BytesIO(data) as buffer:
         return _weights_only_load(buffer, filename, map_location)
 
@@ -160,8 +175,7 @@ def _model_zoo_url(filename: str) -> str:
         table = mmengine_checkpoint.get_external_models()
         name = mmengine_checkpoint.get_deprecated_model_names().get(name, name)
     if name not in table:
-        raise CheckpointLoadError(f'checkpoint {filename}: {scheme}:// knows no model named '
-                                  f'{name!r}')
+        raise CheckpointLoadError(filename, f'names no model that {scheme}:// knows')
     return table[name]
 
 
@@ -182,7 +196,7 @@ def load_from_refused_scheme(filename: str, map_location=None):
     """Schemes whose client downloads and unpickles by itself: refused by name."""
     scheme = _SCHEME.match(filename).group(0)
     raise CheckpointLoadError(
-        f'checkpoint {filename}: the scheme {scheme!r} is not supported by ebtvision (its '
+        filename, f'uses the scheme {scheme!r}, which is not supported by ebtvision (its '
         'client unpickles the file itself); download the file and pass its local path')
 
 
@@ -305,7 +319,7 @@ def search_resumable_checkpoint(work_dir: str) -> ResumeSearch:
             search.skipped.append((path, 'named by last_checkpoint but missing'))
             continue
         except CheckpointLoadError as error:
-            search.skipped.append((path, str(error)))
+            search.skipped.append((path, error.reason))
             continue
         if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
             search.checkpoint = path

@@ -104,12 +104,17 @@ def test_resume_search_skips_a_truncated_latest_and_says_why(tmp_path):
 
 
 def test_resume_search_with_no_loadable_checkpoint(tmp_path):
-    (tmp_path / 'iter_3.pth').write_bytes(b'not a checkpoint')
+    (tmp_path / 'iter_5.pth').write_bytes(b'')
+    (tmp_path / 'iter_3.pth').write_bytes(b'\x80\x02truncated')
     torch.save({'weights': torch.ones(1)}, tmp_path / 'iter_1.pth')  # no state_dict
     search = search_resumable_checkpoint(str(tmp_path))
     assert search.checkpoint is None
-    assert [osp_name(path) for path, _ in search.skipped] == ['iter_3.pth', 'iter_1.pth']
-    assert 'state_dict' in search.skipped[1][1]
+    assert [osp_name(path) for path, _ in search.skipped] == ['iter_5.pth', 'iter_3.pth',
+                                                               'iter_1.pth']
+    reasons = [reason for _, reason in search.skipped]
+    assert reasons[0] == 'is empty (0 bytes)' and reasons[1].startswith('is unreadable')
+    assert 'state_dict' in reasons[2]
+    assert not any(str(tmp_path) in reason for reason in reasons)  # listed beside the name
 
 
 def osp_name(path):

@@ -81,11 +81,11 @@ def test_url_checkpoints_load_weights_only(served):
 
 
 def test_unsafe_and_unknown_schemes_are_refused_by_name():
-    with pytest.raises(CheckpointLoadError, match="'pavi://' is not supported"):
+    with pytest.raises(CheckpointLoadError, match="'pavi://', which is not supported"):
         CheckpointLoader.load_checkpoint('pavi://some/model')
-    with pytest.raises(CheckpointLoadError, match="'ftp://' is not supported"):
+    with pytest.raises(CheckpointLoadError, match="'ftp://', which is not supported"):
         CheckpointLoader.load_checkpoint('ftp://example/model.pth')
-    with pytest.raises(CheckpointLoadError, match='no model named'):
+    with pytest.raises(CheckpointLoadError, match='names no model that torchvision:// knows'):
         CheckpointLoader.load_checkpoint('torchvision://no_such_model')
 
 
