@@ -13,10 +13,6 @@ model = dict(
     backbone=dict(img_size=128, patch_size=16),
     thinker=dict(num_steps=1, alpha=3000.0, learnable_alpha=True))
 
-# alpha gets its own learning rate (multiplier ~3x alpha) and no weight decay.
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=9000.0, decay_mult=0.0)}))
-
 default_hooks = dict(
     checkpoint=dict(save_best='denoise/psnr@0.1', rule='greater'))
 # ThinkingVisualizationHook: trajectory, per-patch energy map and energy curve (OOD level).

@@ -16,10 +16,8 @@ model = dict(
     backbone=dict(arch='xxs', max_steps=2),
     thinker=dict(num_steps=2, alpha=30000.0, learnable_alpha=True))
 
-optim_wrapper = dict(
-    optimizer=dict(lr=4e-4),
-    # alpha gets its own learning rate (multiplier ~3x alpha) and no weight decay.
-    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=90000.0, decay_mult=0.0)}))
+# alpha's lr multiplier (3 x alpha = 90000) comes from the schedule's optimizer constructor.
+optim_wrapper = dict(optimizer=dict(lr=4e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=10000),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=10000, end=100000, eta_min=4e-5),

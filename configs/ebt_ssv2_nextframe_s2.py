@@ -17,6 +17,3 @@ model = dict(
         detach_between_steps=False,
         truncate=True),
     replay_buffer=dict(type='ReplayBuffer', capacity=192, replay_fraction=0.5))
-
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=9000.0, decay_mult=0.0)}))

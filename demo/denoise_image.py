@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.models.thinking.options import cli_type, noise_level, positive_int  # noqa
+from ebtvision.apis.options import cli_type, noise_level, positive_int  # noqa: E402
 from ebtvision.utils import ArgumentParser  # noqa: E402
 
 DEFAULT_CONFIG = osp.join('configs', 'quickstart', 'ebt_denoise_skimage.py')

@@ -16,19 +16,21 @@ Example (after ``python tools/train.py configs/quickstart/ebt_text_pydoc.py``)::
     python demo/generate_text.py configs/quickstart/ebt_text_pydoc.py \\
         work_dirs/ebt_text_pydoc/iter_800.pth --prompt "The for statement"
 
-The checkpoint is loaded weights-only (nothing in it is executed).
+The checkpoint is loaded weights-only (nothing in it is executed). The Python API
+behind the demo: ``ebtvision.apis.TextGenerator``.
 """
 import json
 import os.path as osp
 import sys
-import time
 from typing import List
 
 import torch
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.models.thinking.options import cli_type, non_negative, positive_int  # noqa
+from ebtvision.apis import (ModelLoadError, TextGeneration, TextGenerator,  # noqa: E402
+                            atomic_write, load_config)
+from ebtvision.apis.options import cli_type, non_negative, positive_int  # noqa: E402
 from ebtvision.utils import ArgumentParser, register_all_modules  # noqa: E402
 
 #: Tokens of highest energy named in the summary.
@@ -81,61 +83,49 @@ def read_prompts(args) -> List[str]:
     return prompts
 
 
-def check_options(model, args) -> dict:
-    """Thinking options for ``generate``; refused for a model that does not think."""
+def check_options(generator: TextGenerator, args) -> dict:
+    """Thinking options for the generator; refused for a model that does not think."""
     if args.num_tokens < 1:
         raise DemoError(f'--num-tokens must be >= 1, got {args.num_tokens}')
-    is_ebt = hasattr(model, 'thinker')
     asked = [name for name, value in (('--thinking-steps', args.thinking_steps),
                                       ('--tolerance', args.tolerance))
              if value is not None] + (['--num-candidates'] if args.num_candidates != 1 else [])
-    if asked and not is_ebt:
-        raise DemoError(f'{" ".join(asked)} apply to EBTs; {type(model).__name__} predicts '
-                        'each token in one pass')
+    if asked and not generator.is_ebt:
+        raise DemoError(f'{" ".join(asked)} apply to EBTs; {type(generator.model).__name__} '
+                        'predicts each token in one pass')
     if args.thinking_steps is not None and args.thinking_steps < 1:
         raise DemoError(f'--thinking-steps must be >= 1, got {args.thinking_steps}')
     if args.num_candidates < 1:
         raise DemoError(f'--num-candidates must be >= 1, got {args.num_candidates}')
-    if not is_ebt:
+    if not generator.is_ebt:
         return {}
     return dict(num_steps=args.thinking_steps, num_candidates=args.num_candidates,
                 tolerance=args.tolerance)
 
 
-def load_model(cfg: Config, checkpoint: str, device: str):
-    from ebtvision.apis import ModelLoadError, init_model
-    from ebtvision.models.algorithms.language_model import LanguageModel
-    from ebtvision.registry import MODELS
-    model_type = cfg.model.get('type')
-    model_cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
-    if not (isinstance(model_cls, type) and issubclass(model_cls, LanguageModel)):
-        raise DemoError(f'model type {model_type!r} is not a language model '
-                        '(EBTLanguageModel, TransformerPPLanguageModel)')
+def load_model(cfg: Config, checkpoint: str, device: str) -> TextGenerator:
+    """The generator: the config's language model, checkpoint loaded weights-only."""
+    try:
+        TextGenerator.model_class(cfg)
+    except ModelLoadError as error:
+        raise DemoError(str(error)) from None
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise DemoError('--device cuda but no CUDA device is available; use --device cpu')
     try:
-        return init_model(cfg, checkpoint, device).eval()
+        return TextGenerator(cfg, checkpoint, device)
     except ModelLoadError as error:
         raise DemoError(str(error)) from None
 
 
-def trained_length(cfg: Config):
-    loader = cfg.get('train_dataloader') or {}
-    return (loader.get('dataset') or {}).get('seq_len')
-
-
-def describe(model, prompt: str, generation, row: int, show_energies: bool) -> dict:
+def describe(result: TextGeneration, show_energies: bool) -> dict:
     """Print one continuation; return its record."""
-    tokens = generation.tokens[row].tolist()
-    text = model.tokenizer.decode(tokens)
-    print(f'--- prompt: {prompt!r}')
-    print(f'--- continuation: {text!r}')
-    record = dict(prompt=prompt, continuation=text, tokens=tokens)
-    if generation.energies is None:
+    tokens = result.tokens
+    print(f'--- prompt: {result.prompt!r}')
+    print(f'--- continuation: {result.continuation!r}')
+    record = dict(prompt=result.prompt, continuation=result.continuation, tokens=tokens)
+    if result.energies is None:
         return record
-    energies = generation.energies[row].tolist()
-    steps = None if generation.steps_used is None else generation.steps_used[row].tolist()
-    pieces = [model.tokenizer.decode([token]) for token in tokens]
+    energies, steps, pieces = result.energies, result.steps_used, result.token_texts
     record.update(energies=energies, token_texts=pieces, steps_used=steps)
     mean = sum(energies) / len(energies)
     order = sorted(range(len(energies)), key=lambda i: energies[i], reverse=True)
@@ -156,37 +146,34 @@ def describe(model, prompt: str, generation, row: int, show_energies: bool) -> d
 def main(argv=None) -> None:
     args = parse_args(argv)
     register_all_modules()
-    from ebtvision.engine import atomic_write
     try:
         if not osp.isfile(args.config):
             raise DemoError(f'config {args.config} does not exist')
         prompts = read_prompts(args)
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        model = load_model(cfg, args.checkpoint, args.device)
-        options = check_options(model, args)
+        try:
+            cfg = load_config(args.config, args.cfg_options)
+        except ModelLoadError as error:
+            raise DemoError(str(error)) from None
+        generator = load_model(cfg, args.checkpoint, args.device)
+        options = check_options(generator, args)
     except DemoError as error:
         sys.exit(f'error: {error}')
-    trained = trained_length(cfg)
-    how = (f'{options["num_steps"] or model.test_cfg.get("num_steps") or model.thinker.num_steps}'
+    trained = generator.trained_length
+    how = (f'{options["num_steps"] or generator.default_steps}'
            f' thinking step(s), {args.num_candidates} candidate(s) per token'
            + (f', adaptive (tolerance {args.tolerance})' if args.tolerance else '')
            if options else 'one forward pass per token')
-    print(f'{type(model).__name__} from {args.config} ({how}), {args.num_tokens} new tokens')
+    print(f'{type(generator.model).__name__} from {args.config} ({how}), {args.num_tokens} '
+          'new tokens')
     records = []
     for prompt in prompts:
-        ids = model.tokenizer.encode(prompt)
-        if trained and len(ids) + args.num_tokens > trained:
-            print(f'note: {len(ids)} prompt + {args.num_tokens} new tokens exceed the '
-                  f'{trained} the model was trained on (positions extrapolate)')
-        started = time.perf_counter()
-        generation = model.generate(torch.tensor([ids], device=args.device), args.num_tokens,
-                                    return_details=True, **options)
-        seconds = time.perf_counter() - started
-        record = describe(model, prompt, generation, 0, args.show_energies)
-        record['seconds'] = seconds
-        print(f'    {args.num_tokens} tokens in {seconds:.2f} s')
+        result = generator(prompt, args.num_tokens, **options)
+        if trained and result.prompt_length + args.num_tokens > trained:
+            print(f'note: {result.prompt_length} prompt + {args.num_tokens} new tokens exceed '
+                  f'the {trained} the model was trained on (positions extrapolate)')
+        record = describe(result, args.show_energies)
+        record['seconds'] = result.seconds
+        print(f'    {args.num_tokens} tokens in {result.seconds:.2f} s')
         records.append(record)
     if args.out_json:
         atomic_write(json.dumps(dict(config=args.config, checkpoint=args.checkpoint,

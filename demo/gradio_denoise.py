@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from ebtvision.visualization.energy import overlay_heatmap  # noqa: E402
+from ebtvision.apis import overlay_heatmap  # noqa: E402
 
 DEFAULT_CONFIG = osp.join('configs', 'quickstart', 'ebt_denoise_skimage.py')
 DEFAULT_CHECKPOINT = osp.join('work_dirs', 'ebt_denoise_skimage', 'iter_600.pth')
@@ -91,7 +91,7 @@ def parse_args(argv=None):
 
 def example_photos() -> List[str]:
     """Paths of the bundled example photos that exist in this installation."""
-    from ebtvision.datasets.file_listing import skimage_data_dir
+    from ebtvision.apis import skimage_data_dir
     folder = skimage_data_dir()
     return [osp.join(folder, name) for name in EXAMPLE_PHOTOS
             if osp.isfile(osp.join(folder, name))]

@@ -22,9 +22,9 @@ Writes (default ``work_dirs/<config name>/rollout.mp4``):
   truth next to the copy-the-last-context-frame baseline.
 * ``OUT_STEM_metrics.json``: the same numbers.
 
-The checkpoint is loaded weights-only (nothing in it is executed).
+The checkpoint is loaded weights-only (nothing in it is executed). The Python API
+behind the demo: ``ebtvision.apis.NextFrameInferencer``.
 """
-import copy
 import json
 import os.path as osp
 import sys
@@ -32,17 +32,19 @@ import time
 from typing import List, Optional, Tuple
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.models.thinking.options import cli_type, positive_int  # noqa: E402
+from ebtvision.apis import (DEFAULT_FRAMES, EnergyBasedModel, ModelLoadError,  # noqa: E402
+                            NextFrameInferencer, NextFrameResult, VideoClip, VideoClipError,
+                            atomic_write, clip_dataset_cfg, load_config, plot_rollout_curves,
+                            read_video_clip, rollout_clip, save_video, side_by_side_frames)
+from ebtvision.apis.options import cli_type, positive_int  # noqa: E402
 from ebtvision.utils import ArgumentParser, register_all_modules  # noqa: E402
 
-#: Predicted frames when --frames is not given (fewer if the video is too short).
-DEFAULT_FRAMES = 8
-#: Keys of a video dataset config that decide which frames a clip holds and how they
-#: look; the one-video dataset of the demo keeps them and nothing else.
-CLIP_KEYS = ('time_between_frames', 'min_frames', 'pipeline')
+#: How the clip's messages name the arguments: by their flags.
+FLAGS = dict(video='--video', context='--context', frames='--frames',
+             start_fraction='--start-fraction')
 
 
 class DemoError(RuntimeError):
@@ -79,15 +81,11 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------- checks
 def check_options(cfg: Config, args) -> type:
     """Validate the command line against the config's model; return the model class."""
-    from ebtvision.models import EBTNextFrame
-    from ebtvision.models.algorithms.next_frame_predictor import NextFramePredictor
-    from ebtvision.registry import MODELS
-    model_type = cfg.model.get('type')
-    model_cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
-    if not (isinstance(model_cls, type) and issubclass(model_cls, NextFramePredictor)):
-        raise DemoError(f'{args.config}: model type {model_type!r} is not a next-frame '
-                        'model (EBTNextFrame, TransformerPPNextFrame)')
-    is_ebt = issubclass(model_cls, EBTNextFrame)
+    try:
+        model_cls = NextFrameInferencer.model_class(cfg)
+    except ModelLoadError as error:
+        raise DemoError(f'{args.config}: {error}') from None
+    is_ebt = issubclass(model_cls, EnergyBasedModel)
     if args.num_candidates < 1:
         raise DemoError(f'--num-candidates must be >= 1, got {args.num_candidates}')
     if not is_ebt and args.num_candidates > 1:
@@ -115,207 +113,96 @@ def check_options(cfg: Config, args) -> type:
     return model_cls
 
 
-def load_model(cfg: Config, checkpoint: str, device: str) -> torch.nn.Module:
-    """Build the config's model, load the checkpoint weights-only, check it can decode."""
-    from ebtvision.apis import ModelLoadError, init_model
+def load_model(cfg: Config, checkpoint: str, device: str) -> NextFrameInferencer:
+    """The inferencer: the config's model with the checkpoint loaded weights-only (it
+    must be able to decode)."""
     try:
-        model = init_model(cfg, checkpoint, device)
+        return NextFrameInferencer(cfg, checkpoint, device)
     except ModelLoadError as error:
         raise DemoError(str(error)) from None
-    if not model.can_decode:
-        encoder = type(model.encoder).__name__ if model.encoder is not None else 'no encoder'
-        raise DemoError(f'the model of this config ({encoder}) cannot decode latents back to '
-                        'frames, so there is nothing to show; use a config whose encoder '
-                        'decodes (PixelPatchEncoder, FrozenVAEEncoder), not one that only '
-                        'reads cached latents')
-    return model
 
 
 # ----------------------------------------------------------------------------- data
-def _plain(node):
-    return node.to_dict() if isinstance(node, ConfigDict) else copy.deepcopy(node)
-
-
 def val_dataset_cfg(cfg: Config, config_path: str) -> Tuple[dict, type]:
     """The config's validation video dataset config and its class."""
-    from ebtvision.datasets import BaseVideoClipDataset
-    from ebtvision.registry import DATASETS
-    loader = cfg.get('val_dataloader') or cfg.get('test_dataloader')
-    if not loader or 'dataset' not in loader:
-        raise DemoError(f'{config_path} defines no val_dataloader.dataset to take the video '
-                        'settings from')
-    ds_cfg = _plain(loader['dataset'])
-    ds_type = ds_cfg.get('type')
-    ds_cls = DATASETS.get(ds_type) if isinstance(ds_type, str) else ds_type
-    if not (isinstance(ds_cls, type) and issubclass(ds_cls, BaseVideoClipDataset)):
-        raise DemoError(f'{config_path}: val_dataloader.dataset is {ds_type!r}; the demo needs '
-                        'a pixel video dataset (VideoFolderDataset, SSv2Dataset) to read frames '
-                        'with. For a config that trains from the latent cache, use the pixel '
-                        'config it was extracted from.')
-    return ds_cfg, ds_cls
-
-
-def default_video(ds_cfg: dict, config_path: str) -> str:
-    """The first video of the validation dataset (listed without probing)."""
-    from ebtvision.registry import DATASETS
-    lazy = dict(ds_cfg, pipeline=[], lazy_init=True)
-    lazy.pop('indices', None)
     try:
-        videos = DATASETS.build(lazy).list_videos()
-    except (FileNotFoundError, OSError, ValueError) as error:
-        raise DemoError(f'cannot list the validation videos of {config_path} ({error}); pass '
-                        'a video with --video') from None
-    if not videos:
-        raise DemoError(f'{config_path}: the validation dataset lists no video; pass --video')
-    return videos[0]['video_path']
-
-
-def _default_of(cls: type, name: str):
-    import inspect
-    for klass in cls.__mro__:
-        try:
-            parameter = inspect.signature(klass.__init__).parameters.get(name)
-        except (TypeError, ValueError):
-            continue
-        if parameter is not None and parameter.default is not inspect.Parameter.empty:
-            return parameter.default
-    return None
-
-
-def available_frames(video: str, time_between_frames: float, start_fraction: float) -> dict:
-    """How many sampled frames the video has from ``start_fraction`` of its timeline on."""
-    from ebtvision.datasets import VideoReader, VideoReadError, sample_timeline
-    from ebtvision.datasets.video_sampling import time_range_bounds
-    try:
-        reader = VideoReader(video)
-    except VideoReadError as error:
+        return clip_dataset_cfg(cfg, config_path)
+    except VideoClipError as error:
         raise DemoError(str(error)) from None
-    timeline = sample_timeline(reader.num_frames, reader.fps, time_between_frames)
-    lo, hi = time_range_bounds(len(timeline), (start_fraction, 1.0))
-    return dict(available=hi - lo, total=len(timeline), num_frames=reader.num_frames,
-                fps=reader.fps)
 
 
-def read_clip(args, ds_cfg: dict, ds_cls: type) -> Tuple[dict, dict]:
-    """Read the demo's clip with the validation data settings.
-
-    Args:
-        args: The parsed command line.
-        ds_cfg: The config's validation dataset config.
-        ds_cls: Its class (for defaults the config leaves out).
-
-    Returns:
-        ``(item, info)``: the dataset item (``inputs`` uint8 (L, 3, H, W),
-        ``data_samples``) and ``context``, ``frames``, ``video``, ``start_fraction``,
-        ``time_between_frames``, ``trained_context``.
+def load_clip(args, ds_cfg: dict, ds_cls: type) -> VideoClip:
+    """Read the demo's clip with the validation data settings (see
+    :func:`ebtvision.apis.read_video_clip`); notes a shortened rollout.
 
     Raises:
         DemoError: The video is missing, unreadable or too short.
     """
-    from ebtvision.registry import DATASETS
-    video = osp.abspath(osp.expanduser(args.video)) if args.video else default_video(
-        ds_cfg, args.config)
-    if not osp.isfile(video):
-        raise DemoError(f'video {video} does not exist')
-    tbf = ds_cfg.get('time_between_frames', _default_of(ds_cls, 'time_between_frames'))
-    val_range = ds_cfg.get('time_range')
-    start = args.start_fraction
-    if start is None:
-        start = float(val_range[0]) if val_range else 0.0
-    clip_len = ds_cfg.get('clip_len', _default_of(ds_cls, 'clip_len'))
-    context = args.context or max(1, int(clip_len) - 1)
-    found = available_frames(video, tbf, start)
-    available = found['available']
-    frames = args.frames
-    if frames is None and available > context:
-        frames = min(DEFAULT_FRAMES, available - context)
-        if frames < DEFAULT_FRAMES:
-            print(f'note: the video has {available} frames from {start:.0%} of its timeline '
-                  f'on; predicting {frames} instead of {DEFAULT_FRAMES}')
-    frames = frames or DEFAULT_FRAMES
-    if context + frames > available:
-        raise DemoError(
-            f'video {video} is too short for --context {context} + --frames {frames} = '
-            f'{context + frames} frames: sampled every {tbf} s it has {found["total"]} frames '
-            f'({found["num_frames"]} at {found["fps"]:.2f} fps), {available} of them from '
-            f'--start-fraction {start:g} on. Use fewer frames, a smaller --start-fraction or '
-            'a longer video.')
-    one_video = {k: _plain(ds_cfg[k]) for k in CLIP_KEYS if k in ds_cfg}
-    one_video.update(
-        type='VideoFolderDataset', data_root=osp.dirname(video), file_list=[osp.basename(video)],
-        clip_len=context + frames, time_between_frames=tbf, clip_start='first',
-        time_range=(start, 1.0), clip_stride=None, short_video='skip', test_mode=True)
     try:
-        dataset = DATASETS.build(one_video)
-        item = dataset[0]
-    except (FileNotFoundError, OSError, ValueError) as error:
-        raise DemoError(f'cannot read a clip from {video}: {error}') from None
-    got = item['inputs'].shape[0]
-    if got != context + frames:  # the pipeline must keep every frame
-        raise DemoError(f'the validation pipeline gave {got} frames from {video}, expected '
-                        f'{context + frames}')
-    return item, dict(video=video, context=context, frames=frames, start_fraction=start,
-                      time_between_frames=tbf, trained_context=int(clip_len) - 1)
+        clip = read_video_clip(ds_cfg, ds_cls, args.video, args.context, args.frames,
+                               args.start_fraction, args.config, FLAGS)
+    except VideoClipError as error:
+        raise DemoError(str(error)) from None
+    if args.frames is None and clip.frames < DEFAULT_FRAMES:
+        print(f'note: the video has {clip.available} frames from {clip.start_fraction:.0%} of '
+              f'its timeline on; predicting {clip.frames} instead of {DEFAULT_FRAMES}')
+    return clip
+
+
+def read_clip(args, ds_cfg: dict, ds_cls: type) -> Tuple[dict, dict]:
+    """:func:`load_clip` as ``(item, info)``: the dataset item (``inputs`` uint8
+    (L, 3, H, W), ``data_samples``) and ``context``, ``frames``, ``video``,
+    ``start_fraction``, ``time_between_frames``, ``trained_context``."""
+    clip = load_clip(args, ds_cfg, ds_cls)
+    return clip.item, dict(video=clip.video, context=clip.context, frames=clip.frames,
+                           start_fraction=clip.start_fraction,
+                           time_between_frames=clip.time_between_frames,
+                           trained_context=clip.trained_context)
 
 
 # ----------------------------------------------------------------------------- rollout
-@torch.no_grad()
 def rollout(model, item: dict, context: int, frames: int, num_candidates: int,
             thinking_steps: Optional[int]) -> dict:
-    """Encode the clip, condition on ``context`` real frames, predict ``frames``.
+    """Encode the clip, condition ``model`` on ``context`` real frames, predict ``frames``
+    (:func:`ebtvision.apis.rollout_clip`, for a model at hand).
 
     Returns:
         ``truth`` / ``prediction``: uint8 (H, W, 3) frames (all real ones; the
         predicted ones), ``energies`` (list or None), ``errors`` and
         ``copy_last_errors`` (latent smooth-L1 per predicted frame).
     """
-    from ebtvision.models.heads import frame_errors
-    from ebtvision.visualization import to_uint8_hwc
-    batch = model.data_preprocessor(
-        dict(inputs=[item['inputs']], data_samples=[item['data_samples']]), False)
-    inputs, samples = batch['inputs'], batch['data_samples']
-    latents = model.encode_inputs(inputs, samples)
-    real, future = latents[:, :context], latents[:, context:]
     options = dict(num_candidates=num_candidates)
     if thinking_steps is not None:
         options['num_steps'] = thinking_steps
-    predicted, energies = model.rollout(real, frames, **options)
-    errors = frame_errors(predicted, future, 'smooth_l1')[0]
-    copy_last = frame_errors(real[:, -1:].expand_as(future), future, 'smooth_l1')[0]
-    decoded = model.decode_latents(predicted)[0]
-    return dict(truth=[to_uint8_hwc(f) for f in inputs[0]],
-                prediction=[to_uint8_hwc(f) for f in decoded],
-                energies=None if energies is None else energies[0].float().cpu().tolist(),
-                errors=errors.float().cpu().tolist(),
-                copy_last_errors=copy_last.float().cpu().tolist())
+    result = rollout_clip(model, item['inputs'], item['data_samples'], context, frames,
+                          **options)
+    return dict(truth=result.truth, prediction=result.prediction, energies=result.energies,
+                errors=result.errors, copy_last_errors=result.copy_last_errors)
 
 
-def print_table(result: dict, times: List[float], context: int) -> None:
+def print_table(result: NextFrameResult, times: List[float], context: int) -> None:
     """One row per predicted frame: energy, smooth-L1, copy-last smooth-L1."""
-    energies = result['energies']
+    energies = result.energies
     print(f'{"frame":>7}{"time (s)":>10}{"energy":>12}{"smooth-L1":>12}{"copy-last":>12}')
-    for index, (error, copy_last) in enumerate(zip(result['errors'],
-                                                   result['copy_last_errors'])):
+    for index, (error, copy_last) in enumerate(zip(result.errors, result.copy_last_errors)):
         energy = f'{energies[index]:12.4f}' if energies is not None else f'{"-":>12}'
         print(f'{"+" + str(index + 1):>7}{times[context + index]:10.2f}{energy}'
               f'{error:12.4f}{copy_last:12.4f}')
-    mean = sum(result['errors']) / len(result['errors'])
-    mean_copy = sum(result['copy_last_errors']) / len(result['copy_last_errors'])
+    mean = sum(result.errors) / len(result.errors)
+    mean_copy = sum(result.copy_last_errors) / len(result.copy_last_errors)
     print(f'{"mean":>7}{"":>10}{"":>12}{mean:12.4f}{mean_copy:12.4f}')
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     register_all_modules()
-    from ebtvision.engine import atomic_write
-    from ebtvision.visualization.video import (plot_rollout_curves, save_video,
-                                               side_by_side_frames)
     try:
         if not osp.isfile(args.config):
             raise DemoError(f'config {args.config} does not exist')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        try:
+            cfg = load_config(args.config, args.cfg_options)
+        except ModelLoadError as error:
+            raise DemoError(str(error)) from None
         model_cls = check_options(cfg, args)
         ds_cfg, ds_cls = val_dataset_cfg(cfg, args.config)
         config_name = osp.splitext(osp.basename(args.config))[0]
@@ -323,56 +210,51 @@ def main(argv=None) -> None:
 
         started = time.perf_counter()
         # The clip first: data problems show up before the (slow, for a VAE) model build.
-        item, info = read_clip(args, ds_cfg, ds_cls)
+        clip = load_clip(args, ds_cfg, ds_cls)
         print(f'building {model_cls.__name__} from {args.config} and loading {args.checkpoint}',
               flush=True)
-        model = load_model(cfg, args.checkpoint, args.device)
+        inferencer = load_model(cfg, args.checkpoint, args.device)
     except DemoError as error:
         sys.exit(f'error: {error}')
-    context, frames = info['context'], info['frames']
-    meta = item['data_samples'].metainfo
-    fps = float(meta.get('fps') or 0)
-    times = ([i / fps for i in meta['frame_indices']] if fps and 'frame_indices' in meta
-             else [i * info['time_between_frames'] for i in range(context + frames)])
-    print(f'clip: {info["video"]}, {context} context + {frames} predicted frames every '
-          f'{info["time_between_frames"]} s from {times[0]:.2f} s (start fraction '
-          f'{info["start_fraction"]:g}), frames {tuple(item["inputs"].shape[-2:])}', flush=True)
-    if context + frames - 1 > info['trained_context']:
+    context, frames, times = clip.context, clip.frames, clip.times
+    print(f'clip: {clip.video}, {context} context + {frames} predicted frames every '
+          f'{clip.time_between_frames} s from {times[0]:.2f} s (start fraction '
+          f'{clip.start_fraction:g}), frames {tuple(clip.inputs.shape[-2:])}', flush=True)
+    if context + frames - 1 > clip.trained_context:
         print(f'note: the rollout reaches {context + frames - 1} frames of context, beyond the '
-              f'{info["trained_context"]} the config trains with (positions extrapolate)')
-    is_ebt = hasattr(model, 'thinker')
-    how = (f'{args.thinking_steps or model.test_cfg.get("num_steps") or model.thinker.num_steps}'
+              f'{clip.trained_context} the config trains with (positions extrapolate)')
+    is_ebt = inferencer.is_ebt
+    how = (f'{args.thinking_steps or inferencer.default_steps}'
            f' thinking step(s), {args.num_candidates} candidate(s) per frame'
            if is_ebt else 'one forward pass per frame')
     print(f'rolling out {frames} frame(s) on {args.device} ({how})...', flush=True)
-    result = rollout(model, item, context, frames, args.num_candidates, args.thinking_steps)
+    result = inferencer(clip, num_steps=args.thinking_steps, num_candidates=args.num_candidates)
 
     stem = osp.splitext(out)[0]
-    truth = result['truth']
-    video_frames = side_by_side_frames(truth, result['prediction'], context, args.height,
+    video_frames = side_by_side_frames(result.truth, result.prediction, context, args.height,
                                        times=times)
-    save_video(video_frames, out, 1.0 / info['time_between_frames'])
+    save_video(video_frames, out, 1.0 / clip.time_between_frames)
     plot_path = plot_rollout_curves(
-        f'{stem}_energy.png', result['errors'], result['copy_last_errors'], result['energies'],
+        f'{stem}_energy.png', result.errors, result.copy_last_errors, result.energies,
         times=[t - times[context - 1] for t in times[context:]],
-        title=f'{config_name}: {osp.basename(info["video"])}, context {context}, '
+        title=f'{config_name}: {osp.basename(clip.video)}, context {context}, '
         f'{"M=" + str(args.num_candidates) if is_ebt else "Transformer++"}')
     metrics_path = f'{stem}_metrics.json'
     atomic_write(json.dumps(dict(
-        config=args.config, checkpoint=args.checkpoint, video=info['video'], context=context,
-        frames=frames, start_fraction=info['start_fraction'],
-        time_between_frames=info['time_between_frames'], num_candidates=args.num_candidates,
-        thinking_steps=args.thinking_steps, frame_times=times, energies=result['energies'],
-        smooth_l1=result['errors'], copy_last_smooth_l1=result['copy_last_errors']),
+        config=args.config, checkpoint=args.checkpoint, video=clip.video, context=context,
+        frames=frames, start_fraction=clip.start_fraction,
+        time_between_frames=clip.time_between_frames, num_candidates=args.num_candidates,
+        thinking_steps=args.thinking_steps, frame_times=times, energies=result.energies,
+        smooth_l1=result.errors, copy_last_smooth_l1=result.copy_last_errors),
         indent=2).encode(), metrics_path)
 
     print()
     print_table(result, times, context)
-    if result['energies'] is None:
+    if result.energies is None:
         print('(Transformer++ has no energy: only the error curve is plotted)')
     print()
     print(f'wrote {out} ({len(video_frames)} frames, {video_frames[0].shape[1]}x'
-          f'{video_frames[0].shape[0]}, {1.0 / info["time_between_frames"]:.2f} fps; left: '
+          f'{video_frames[0].shape[0]}, {1.0 / clip.time_between_frames:.2f} fps; left: '
           'ground truth, right: prediction; blue border: context)')
     print(f'wrote {plot_path}')
     print(f'wrote {metrics_path}')

@@ -10,7 +10,7 @@ of its timeline (every ``time_between_frames`` seconds) go through the dataset's
 pipeline made deterministic (``VideoRandomCrop`` becomes ``VideoCenterCrop``, flips
 are dropped, any other random transform is an error) and through the config's
 ``model.encoder``. Train from the cache with ``LatentClipDataset(cache_dir=...,
-split=...)``; the format is described in ``ebtvision/datasets/latent_cache.py``.
+split=...)``; the format is described in ``ebtvision/datasets/latent_cache/format.py``.
 
 Re-running the same command resumes: complete shards are kept and the rest are
 written. The default output folder is ``<data_root>/latents/<config name>``

@@ -15,7 +15,8 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.engine import CheckpointLoadError, atomic_write  # noqa: E402
+from ebtvision.fileio import (CheckpointLoadError, atomic_write,  # noqa: E402
+                              install_safe_checkpoint_io)
 from ebtvision.models.thinking.options import (cli_type, noise_level, non_negative,  # noqa
                                                positive_int, step_size)
 from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
@@ -63,20 +64,31 @@ def parse_args(argv=None):
 
 
 def apply_test_options(cfg: Config, args) -> None:
-    """Map the command-line test options onto the model config, refusing mismatches."""
+    """Map the command-line test options onto the model config, refusing mismatches.
+
+    Which options apply is asked of the config's model class (from the registry):
+    thinking options of EBTs (``EnergyBasedModel``), reverse-process options of the DiT,
+    noise levels of denoisers.
+    """
+    from ebtvision.models import BaseDenoiser, DiTDenoiser, EnergyBasedModel
+    from ebtvision.registry import MODELS
     model_type = cfg.model.get('type')
+    model_cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
+
+    def is_a(base: type) -> bool:
+        return isinstance(model_cls, type) and issubclass(model_cls, base)
+
     restricted = [
         ({'--thinking-steps': args.thinking_steps, '--alpha': args.alpha,
           '--num-candidates': args.num_candidates, '--candidate-noise': args.candidate_noise,
-          '--tolerance': args.tolerance},
-         ('EBTDenoiser', 'EBTNextFrame', 'EBTLanguageModel'), 'EBT models'),
+          '--tolerance': args.tolerance}, EnergyBasedModel, 'EBT models'),
         ({'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method},
-         ('DiTDenoiser', ), 'DiT models'),
-        ({'--noise-levels': args.noise_levels}, ('EBTDenoiser', 'DiTDenoiser'), 'denoisers'),
+         DiTDenoiser, 'DiT models'),
+        ({'--noise-levels': args.noise_levels}, BaseDenoiser, 'denoisers'),
     ]
-    for flags, model_types, what in restricted:
+    for flags, base, what in restricted:
         for flag, value in flags.items():
-            if value is not None and model_type not in model_types:
+            if value is not None and not is_a(base):
                 exit_with_error(f'{flag} applies to {what}, not {model_type}')
     cfg.model.setdefault('test_cfg', {})
     if args.noise_levels:
@@ -96,6 +108,7 @@ def apply_test_options(cfg: Config, args) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    install_safe_checkpoint_io()  # weights-only loading, atomic writes
     register_all_modules()
     cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher

@@ -22,8 +22,9 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.engine import (CheckpointLoadError, enable_divergence_checks,  # noqa: E402
-                              search_resumable_checkpoint, set_aside)
+from ebtvision.engine import (enable_divergence_checks, search_resumable_checkpoint,  # noqa
+                              set_aside)
+from ebtvision.fileio import CheckpointLoadError, install_safe_checkpoint_io  # noqa: E402
 from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
                              check_data_roots, check_model_config, exit_with_error,
                              read_config, register_all_modules, setup_cpu_distributed,
@@ -135,6 +136,7 @@ def resume_from_work_dir(work_dir: str):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    install_safe_checkpoint_io()  # weights-only loading, atomic writes
     register_all_modules()
     cfg = build_config(args)
     try:

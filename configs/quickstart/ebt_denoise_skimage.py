@@ -12,10 +12,6 @@ model = dict(
     backbone=dict(img_size=64, patch_size=8),
     thinker=dict(num_steps=1, alpha=3000.0, learnable_alpha=True))
 
-# alpha gets its own learning rate (multiplier ~3x alpha) and no weight decay.
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=9000.0, decay_mult=0.0)}))
-
 # Also draw the thinking: every step, the per-patch energy map, energy vs step (at 0.2, OOD).
 custom_hooks = [dict(type='DenoiseVisualizationHook', interval=200),
                 dict(type='ThinkingVisualizationHook', level=0.2)]

@@ -21,9 +21,6 @@ model = dict(
     thinker=dict(num_steps=2, alpha=100.0, learnable_alpha=True),
     test_cfg=dict(decode=True))
 
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'thinker.alpha': dict(lr_mult=300.0, decay_mult=0.0)}))
-
 default_hooks = dict(
     checkpoint=dict(save_best='nextframe/smooth_l1', rule='less'))
 custom_hooks = [dict(type='NextFrameVisualizationHook'), dict(type='ThinkingVisualizationHook')]

@@ -1,11 +1,8 @@
 # Baseline for configs/quickstart/ebt_text_pydoc.py: Transformer++ on the same trunk, text
 # head (tied embedding), data and schedule.
 #   python tools/train.py configs/quickstart/transformerpp_text_pydoc.py
-_base_ = ['./ebt_text_pydoc.py']
-
-model = dict(
-    _delete_=True,
-    type='TransformerPPLanguageModel',
-    backbone=dict(type='CausalTransformer', arch='4xs'),
-    head=dict(type='TextHead'))
-optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))
+_base_ = [
+    '../_base_/models/transformerpp_text.py',
+    '../_base_/datasets/pydoc_text_64.py',
+    '../_base_/schedules/text_quickstart.py',
+]

@@ -23,10 +23,9 @@ from tqdm import tqdm
 
 from ebtvision.datasets.transforms.processing import imresize
 from ebtvision.evaluation.functional import psnr, ssim
-from ebtvision.models.thinking.options import check_option
 from ebtvision.models.thinking.options import noise_level as check_noise_level
+from .base_inferencer import BaseInferencer
 from .image_io import DEFAULT_MAX_PIXELS, ImageInput, ImageInputError, load_image
-from .model_loading import ModelLoadError, init_model
 from .tiling import blend_tiles, split_tiles, symmetric_pad
 
 LARGE_IMAGE_MODES = ('tile', 'resize')
@@ -99,7 +98,7 @@ def image_quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
     return quality
 
 
-class DenoiseInferencer:
+class DenoiseInferencer(BaseInferencer):
     """Builds a denoiser from a config and a checkpoint and denoises single images.
 
     Args:
@@ -118,6 +117,10 @@ class DenoiseInferencer:
         ModelLoadError: See :func:`init_model`; also when the config is not a denoiser.
     """
 
+    TASK = 'an image denoiser'
+    MODEL_TYPES = ('EBTDenoiser', 'DiTDenoiser')
+    BASELINE_OPTIONS = ('num_steps', )  # the DiT's reverse steps
+
     def __init__(self,
                  config,
                  checkpoint: Optional[str],
@@ -127,18 +130,12 @@ class DenoiseInferencer:
                  batch_size: int = 16,
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                  cfg_options: Optional[dict] = None) -> None:
-        from ebtvision.models import BaseDenoiser, EBTDenoiser
         if large_images not in LARGE_IMAGE_MODES:
             raise ValueError(f'large_images must be one of {LARGE_IMAGE_MODES}, '
                              f'got {large_images!r}')
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
-        self.model = init_model(config, checkpoint, device, cfg_options)
-        if not isinstance(self.model, BaseDenoiser):
-            raise ModelLoadError(f'the config builds a {type(self.model).__name__}, not an '
-                                 'image denoiser (EBTDenoiser, DiTDenoiser)')
-        self.is_ebt = isinstance(self.model, EBTDenoiser)
-        self.device = torch.device(device)
+        super().__init__(config, checkpoint, device, cfg_options)
         self.tile_size = int(self.model.backbone.img_size)
         self.tile_overlap = self.tile_size // 4 if tile_overlap is None else int(tile_overlap)
         if not 0 <= self.tile_overlap < self.tile_size:
@@ -148,12 +145,14 @@ class DenoiseInferencer:
         self.batch_size = batch_size
         self.max_pixels = max_pixels
 
-    @property
-    def default_steps(self) -> int:
-        """Steps run when ``num_steps`` is not given (the config's test setting)."""
-        if self.is_ebt:
-            return int(self.model.test_cfg.get('num_steps') or self.model.thinker.num_steps)
-        return int(self.model.test_cfg['num_steps'])
+    @classmethod
+    def task_class(cls) -> type:
+        from ebtvision.models import BaseDenoiser
+        return BaseDenoiser
+
+    def ebt_only_message(self, asked) -> str:
+        return ('alpha, num_candidates and tolerance apply to EBTs; the DiT has no energy '
+                'to descend or compare')
 
     @property
     def train_noise_level(self) -> float:
@@ -203,7 +202,7 @@ class DenoiseInferencer:
                 denoised, _ = self.model.denoise(batch, level, num_steps=num_steps)
                 parts.append(dict(steps=[batch, denoised]))
                 continue
-            outcome = self.model.think_verified(
+            outcome = self.model.denoise_by_thinking(
                 batch, num_steps=num_steps, alpha=alpha, num_candidates=num_candidates,
                 tolerance=tolerance, generator=generator, energy_maps=True)
             maps = torch.nn.functional.interpolate(
@@ -253,15 +252,13 @@ class DenoiseInferencer:
             ImageInputError: A bad image (see :func:`load_image`) or reference.
             ValueError: A bad noise level or step count.
         """
-        num_steps, alpha, num_candidates, tolerance = (
-            check_option(name, value, 'argument') for name, value in (
-                ('num_steps', num_steps), ('alpha', alpha), ('num_candidates', num_candidates),
-                ('tolerance', tolerance)))
+        options = self.validate_thinking(num_steps, alpha, num_candidates, tolerance)
         if noise_level is not None:
             noise_level = check_noise_level('noise_level', noise_level)
-        if not self.is_ebt and (alpha is not None or num_candidates != 1 or tolerance):
-            raise ValueError('alpha, num_candidates and tolerance apply to EBTs; the DiT '
-                             'has no energy to descend or compare')
+        self.refuse_ebt_only(options)
+        num_steps, alpha, num_candidates, tolerance = (
+            options['num_steps'], options['alpha'], options['num_candidates'],
+            options['tolerance'])
         if noise_level is not None and reference is not None:
             raise ValueError('reference is for inputs that are already noisy '
                              '(noise_level=None); with synthetic noise the input is the '

@@ -59,7 +59,8 @@ def init_model(config: Union[str, os.PathLike, Config],
         config: Config file or :class:`Config`.
         checkpoint: Checkpoint file written by ``tools/train.py`` (or a state dict saved
             with ``torch.save``), or a URL MMEngine knows (``http(s)://``, ``s3://``...).
-            It is loaded weights-only: nothing in it is executed.
+            It is loaded weights-only: nothing in it is executed. (This installs
+            :func:`ebtvision.fileio.install_safe_checkpoint_io` for the process.)
             ``None`` keeps the random initialisation (for tests and smoke runs).
         device: Where the model runs.
         cfg_options: Overrides merged into the config first.
@@ -71,8 +72,10 @@ def init_model(config: Union[str, os.PathLike, Config],
     """
     from mmengine.runner import load_checkpoint
 
+    from ebtvision.fileio import install_safe_checkpoint_io
     from ebtvision.registry import MODELS
     from ebtvision.utils import register_all_modules
+    install_safe_checkpoint_io()  # every checkpoint source loads weights-only
     register_all_modules(init_default_scope=False)
     cfg = load_config(config, cfg_options)
     if checkpoint is not None and '://' not in str(checkpoint) and not osp.isfile(

@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 import torch
 
+from ebtvision.fileio import atomic_write
+
 
 def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
     """(C, H, W) tensor in [-1, 1] to an (H, W, 3) uint8 RGB array."""
@@ -26,8 +28,6 @@ def tile_row(tiles: Sequence, pad: int = 2) -> np.ndarray:
 
 def save_png(rgb: np.ndarray, path: str) -> None:
     """Write an (H, W, 3) uint8 RGB array as a PNG, atomically."""
-    # Imported here: the engine's hooks import this module.
-    from ebtvision.engine.checkpoint import atomic_write
     ok, encoded = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f'could not encode a {rgb.shape} image as PNG for {path}')

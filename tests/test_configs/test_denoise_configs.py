@@ -43,7 +43,7 @@ def test_coco_configs_use_the_paper_setting(name):
     if name == 'ebt':
         assert cfg.model.thinker.alpha == 3000 and cfg.model.thinker.num_steps == 1
         assert cfg.model.thinker.learnable_alpha
-        assert cfg.optim_wrapper.paramwise_cfg.custom_keys['thinker.alpha'].lr_mult == 9000
+        assert cfg.optim_wrapper.constructor == 'ThinkerAlphaOptimWrapperConstructor'  # 9000
     else:
         assert cfg.model.test_cfg.num_steps == 100
 

@@ -22,7 +22,7 @@ def test_ssv2_s1_is_the_papers_xxs_setting():
     assert model.encoder.scaling_factor == 0.18215
     assert model.head.get('initial_candidate', 'noise') == 'noise'  # N(0, I) starts
     assert model.thinker.num_steps == 2 and model.thinker.alpha == 30000
-    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['thinker.alpha'].lr_mult == 90000
+    assert cfg.optim_wrapper.constructor == 'ThinkerAlphaOptimWrapperConstructor'  # 90000
     assert cfg.optim_wrapper.optimizer.lr == 4e-4 and data.batch_size == 16
     assert cfg.train_cfg.max_iters == 100000 and cfg.param_scheduler[0].end == 10000
     assert data.dataset.type == 'SSv2Dataset' and data.dataset.data_root == 'data/ssv2'

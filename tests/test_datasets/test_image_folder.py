@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from log_capture import data_warnings
+from conftest import data_warnings
 
 import ebtvision.datasets  # noqa: F401  (registers the dataset and transforms)
 from ebtvision.datasets import (ImageFolderDataset, LoadImageFromFile, resolve_data_root,

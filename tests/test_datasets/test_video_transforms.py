@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_video
-from log_capture import data_warnings
+from conftest import data_warnings, write_video
 from ebtvision.datasets.transforms import (LoadVideoClip, PackVideoInputs, VideoCenterCrop,
                                            VideoRandomCrop, VideoResize)
 from ebtvision.datasets.video_sampling import ClipSampler

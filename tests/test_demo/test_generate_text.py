@@ -5,43 +5,14 @@ import sys
 
 import pytest
 import torch
-from conftest import write_denoiser
-from mmengine.config import Config
+from conftest import write_denoiser, write_text_model
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'demo'))
 import generate_text  # noqa: E402
 
-CONFIG = """
-default_scope = 'ebtvision'
-kind = '{kind}'
-_arch = dict(depth=1, num_heads=2, embed_dims=16)
-if kind == 'ebt':
-    model = dict(type='EBTLanguageModel', backbone=dict(type='CausalEBT', arch=_arch, max_steps=2),
-                 thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=50.0))
-else:
-    model = dict(type='TransformerPPLanguageModel',
-                 backbone=dict(type='CausalTransformer', arch=_arch))
-train_dataloader = dict(dataset=dict(type='PackedTextDataset', data_root='pydoc://', seq_len=16))
-"""
-
-
-def write_model(folder, kind):
-    from ebtvision.registry import MODELS
-    from ebtvision.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    config = osp.join(str(folder), f'{kind}_text.py')
-    with open(config, 'w') as file:
-        file.write(CONFIG.format(kind=kind))
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(config).model)
-    checkpoint = osp.join(str(folder), f'{kind}_text.pth')
-    torch.save({'state_dict': model.state_dict()}, checkpoint)
-    return config, checkpoint, model
-
-
 def test_ebt_continuation_with_energies(tmp_path, capsys):
-    config, checkpoint, model = write_model(tmp_path, 'ebt')
+    config, checkpoint, model = write_text_model(tmp_path, 'ebt')
     out = str(tmp_path / 'result.json')
     generate_text.main([config, checkpoint, '--prompt', 'The for', '--prompt',
                         'é', '--num-tokens', '5', '--thinking-steps', '3', '--tolerance',
@@ -65,7 +36,7 @@ def test_ebt_continuation_with_energies(tmp_path, capsys):
 
 
 def test_transformer_pp_and_bad_input(tmp_path, capsys):
-    config, checkpoint, _ = write_model(tmp_path, 'tpp')
+    config, checkpoint, _ = write_text_model(tmp_path, 'tpp')
     generate_text.main([config, checkpoint, '--prompt', 'x' * 14, '--num-tokens', '4'])
     printed = capsys.readouterr().out
     assert 'one forward pass per token' in printed and 'exceed the 16' in printed

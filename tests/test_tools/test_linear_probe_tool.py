@@ -5,7 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 from conftest import write_idx
-from test_train_test_tools import run_tool
+from conftest import run_tool
 
 pytestmark = pytest.mark.slow
 

@@ -5,76 +5,9 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import write_video
-from test_train_test_tools import run_tool, weights
+from conftest import run_tool, weights
 
 pytestmark = pytest.mark.slow
-
-VIDEO_CONFIG = """
-default_scope = 'ebtvision'
-kind = '{kind}'
-_arch = dict(depth=1, num_heads=2, embed_dims=16)
-_encoder = dict(type='PixelPatchEncoder', patch_size=4)
-if kind == 'ebt':
-    model = dict(type='EBTNextFrame', encoder=_encoder, frame_size=16,
-                 backbone=dict(type='CausalEBT', arch=_arch, max_steps=2),
-                 head=dict(type='NextFrameHead'),
-                 thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=1.0,
-                              random_step_size_scale=2.0, random_step_size_dims=2),
-                 test_cfg=dict(decode=True))
-    _paramwise = dict(custom_keys={{'thinker.alpha': dict(lr_mult=3.0, decay_mult=0.0)}})
-else:
-    model = dict(type='TransformerPPNextFrame', encoder=_encoder, frame_size=16,
-                 backbone=dict(type='CausalTransformer', arch=_arch),
-                 head=dict(type='NextFrameHead'), test_cfg=dict(decode=True))
-    _paramwise = dict()
-_pipeline = [dict(type='LoadVideoClip'), dict(type='VideoResize', short_side=16),
-             dict(type='VideoCenterCrop', size=16), dict(type='PackVideoInputs')]
-_clip = dict(data_root='{root}', clip_len=5, time_between_frames=0.2, pipeline=_pipeline)
-train_dataloader = dict(batch_size=2, num_workers=0,
-                        sampler=dict(type='InfiniteSampler', shuffle=True),
-                        dataset=dict(type='VideoFolderDataset', time_range=(0, 0.7),
-                                     clip_stride=1, **_clip))
-val_dataloader = dict(batch_size=2, num_workers=0,
-                      sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(type='VideoFolderDataset', time_range=(0.7, 1),
-                                   clip_stride=2, test_mode=True, **_clip))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='NextFrameMetric')
-test_evaluator = dict(type='NextFrameMetric', per_frame=True)
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-                     clip_grad=dict(max_norm=1.0), paramwise_cfg=_paramwise)
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=2)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=1),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2, save_last=True,
-                    save_best='nextframe/smooth_l1', rule='less'),
-    sampler_seed=dict(type='DistSamplerSeedHook'), resume_state=dict(type='ResumeStateHook'))
-custom_hooks = [dict(type='NextFrameVisualizationHook')]
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
-"""
-
-
-@pytest.fixture
-def video_config(tmp_path):
-    """Factory: ``video_config(kind='ebt'|'tpp')`` -> a tiny next-frame config on 2 videos."""
-    root = tmp_path / 'videos'
-    root.mkdir()
-    write_video(str(root / 'a.mp4'), 40, fps=10, size=24, seed=1)
-    write_video(str(root / 'b.avi'), 30, fps=10, size=24, seed=2)
-
-    def make(kind: str = 'ebt') -> str:
-        path = tmp_path / f'video_{kind}.py'
-        path.write_text(VIDEO_CONFIG.format(kind=kind, root=str(root)))
-        return str(path)
-
-    return make
-
 
 @pytest.mark.parametrize('kind', ['ebt', 'tpp'])
 def test_train_then_test_next_frame(video_config, tmp_path, kind):

@@ -3,20 +3,11 @@ import json
 import os.path as osp
 
 import pytest
-from test_train_test_tools import run_tool
+from conftest import TINY_TEXT_MODEL, run_tool
 
 pytestmark = pytest.mark.slow
 
-TEXT_CONFIG = """
-default_scope = 'ebtvision'
-_arch = dict(depth=1, num_heads=2, embed_dims=16)
-if '{kind}' == 'ebt':
-    model = dict(type='EBTLanguageModel', backbone=dict(type='CausalEBT', arch=_arch, max_steps=2),
-                 thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=50.0))
-else:
-    model = dict(type='TransformerPPLanguageModel',
-                 backbone=dict(type='CausalTransformer', arch=_arch))
-_dyck = dict(type='DyckDataset', num_types=2, seq_len=24)
+TEXT_CONFIG = TINY_TEXT_MODEL + """_dyck = dict(type='DyckDataset', num_types=2, seq_len=24)
 train_dataloader = dict(batch_size=4, num_workers=0,
                         sampler=dict(type='InfiniteSampler', shuffle=True),
                         dataset=dict(num_samples=32, length=(3, 8), max_depth=3, seed=0, **_dyck))

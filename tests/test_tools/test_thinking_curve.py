@@ -6,7 +6,6 @@ import sys
 import cv2
 import pytest
 import torch
-from test_nextframe_tools import video_config  # noqa: F401  (fixture)
 
 from ebtvision.apis import init_model
 from ebtvision.evaluation import PSNRMetric

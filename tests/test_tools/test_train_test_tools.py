@@ -2,28 +2,14 @@
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
-
 import pytest
 import torch
+from conftest import run_tool, weights
 
 from ebtvision.engine import load_checkpoint_weights_only
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytestmark = pytest.mark.slow
-
-
-def run_tool(*args, check=True):
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, 'PYTHONPATH': ROOT})
-    if check and result.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
-    return result
-
-
-def weights(path):
-    return load_checkpoint_weights_only(path, map_location='cpu')['state_dict']
 
 
 @pytest.mark.parametrize('kind', ['ebt', 'dit', 'ebt_replay'])

@@ -178,9 +178,9 @@ def ebt_rows(model, batches_by_split: Dict[str, List], args, kind: str) -> List[
 def dit_rows(args, batches_for, split: str) -> List[dict]:
     from ebtvision.apis import init_model
     from ebtvision.evaluation import PSNRMetric
-    from ebtvision.models import DiTDenoiser
+    from ebtvision.models import BaseDenoiser, EnergyBasedModel
     dit = init_model(args.dit_config, args.dit_checkpoint, args.device)
-    if not isinstance(dit, DiTDenoiser):
+    if not isinstance(dit, BaseDenoiser) or isinstance(dit, EnergyBasedModel):
         raise CurveError(f'{args.dit_config} builds a {type(dit).__name__}, not a DiTDenoiser')
     dit.eval_noise_levels = list(args.noise_levels)
     batches = batches_for(dit)
@@ -305,17 +305,17 @@ def plot(rows: List[dict], path: str) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from ebtvision.apis import ModelLoadError, init_model, load_config
-    from ebtvision.models import EBTDenoiser, EBTLanguageModel, EBTNextFrame
+    from ebtvision.models import BaseDenoiser, EnergyBasedModel, NextFramePredictor
     from ebtvision.utils import register_all_modules
     register_all_modules()  # default scope too: wrappers like ConcatDataset build by name
     try:
         cfg = load_config(args.config, args.cfg_options)
         model = init_model(cfg, args.checkpoint, args.device)
-        if not isinstance(model, (EBTDenoiser, EBTNextFrame, EBTLanguageModel)):
+        if not isinstance(model, EnergyBasedModel):
             raise CurveError(f'{args.config} builds a {type(model).__name__}; thinking curves '
                              'need an EBT (EBTDenoiser, EBTNextFrame or EBTLanguageModel)')
-        kind = ('denoise' if isinstance(model, EBTDenoiser) else
-                'video' if isinstance(model, EBTNextFrame) else 'text')
+        kind = ('denoise' if isinstance(model, BaseDenoiser) else
+                'video' if isinstance(model, NextFramePredictor) else 'text')
         is_denoiser = kind == 'denoise'
         if args.dit_config and not is_denoiser:
             raise CurveError('--dit-config applies to denoisers')

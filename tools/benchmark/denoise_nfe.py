@@ -20,6 +20,7 @@ from mmengine.runner import Runner, load_checkpoint
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from ebtvision.evaluation.functional import psnr, to_uint8_scale  # noqa: E402
+from ebtvision.fileio import install_safe_checkpoint_io  # noqa: E402
 from ebtvision.registry import MODELS  # noqa: E402
 from ebtvision.utils import register_all_modules  # noqa: E402
 
@@ -81,6 +82,7 @@ def evaluate(model, images, samples, level_index, level, run):
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
+    install_safe_checkpoint_io()  # load_checkpoint below: weights-only
     register_all_modules()
     ebt_cfg, ebt = build(args.ebt_config, args.ebt_checkpoint)
     _, dit = build(args.dit_config, args.dit_checkpoint)

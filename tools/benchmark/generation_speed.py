@@ -73,9 +73,10 @@ def load(config_path: str, weights: str):
 
 def prepare(config_path: str, args):
     """(model, weights source, name, thinking options) of a config."""
+    from ebtvision.models import EnergyBasedModel
     model, source = load(config_path, args.weights)
     options = {}
-    if hasattr(model, 'thinker'):
+    if isinstance(model, EnergyBasedModel):
         options = dict(num_steps=args.thinking_steps, num_candidates=args.num_candidates)
     return model, source, osp.splitext(osp.basename(config_path))[0], options
 

@@ -4,7 +4,10 @@ _base_ = ['../default_runtime.py']
 
 max_iters = 600
 val_interval = 200
+# An EBT's learnable thinker.alpha gets lr_mult = 3 * alpha and no weight decay (the
+# constructor derives it from the model; other models get MMEngine's default groups).
 optim_wrapper = dict(
+    constructor='ThinkerAlphaOptimWrapperConstructor',
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
     clip_grad=dict(max_norm=1.0))

@@ -90,15 +90,17 @@ class ThinkingVisualizationHook(Hook):
         was_training = model.training
         model.eval()
         try:
-            return model.think_verified(noisy, energy_maps=True)
+            return model.denoise_by_thinking(noisy, energy_maps=True)
         finally:
             model.train(was_training)
 
     def _draw(self, runner, outputs) -> dict:
-        from ebtvision.models import EBTDenoiser, EBTNextFrame
+        from ebtvision.models import BaseDenoiser, EnergyBasedModel, NextFramePredictor
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         samples = list(outputs)[:self.max_samples]
-        if isinstance(model, EBTDenoiser) and samples and 'noisy_imgs' in samples[0]:
+        is_ebt = isinstance(model, EnergyBasedModel)
+        if is_ebt and isinstance(model, BaseDenoiser) and samples and (
+                'noisy_imgs' in samples[0]):
             level = self.level or next(iter(samples[0].noisy_imgs))
             outcome = self.rethink(model, samples, level)
             curves = outcome.energies.detach().float().cpu().numpy()
@@ -106,7 +108,8 @@ class ThinkingVisualizationHook(Hook):
                         energy_curve=energy_curve_image(
                             curves, [f'image {i}' for i in range(len(curves))],
                             title=f'energy while thinking (noise {level})'))
-        if isinstance(model, EBTNextFrame) and samples and 'energies' in samples[0]:
+        if is_ebt and isinstance(model, NextFramePredictor) and samples and (
+                'energies' in samples[0]):
             first = samples[0].energy_trajectory.float().t().numpy()  # (T, S + 1)
             return dict(frame_energy=frame_energy_grid(samples),
                         energy_curve=energy_curve_image(

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ..checkpoint import atomic_write
+from ebtvision.fileio import atomic_write
 
 CACHE_VERSION = 1
 

@@ -29,8 +29,8 @@ from mmengine.structures import BaseDataElement
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ebtvision.fileio import atomic_write
 from ebtvision.registry import LOOPS
-from ..checkpoint import atomic_write
 from .feature_cache import FeatureCache, feature_cache_key, plain_metainfo
 
 # Defaults for a probe on frozen features. SGD with momentum and a cosine schedule is the

@@ -2,12 +2,12 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
 
 from ebtvision.registry import MODELS
 from ebtvision.structures import DenoiseDataSample
 from ..diffusion import DDPMSchedule
 from ..thinking.options import noise_level
+from .task_model import TaskModel, sample_generator
 
 
 def noise_level_key(level: float) -> str:
@@ -15,8 +15,12 @@ def noise_level_key(level: float) -> str:
     return f'{float(level):g}'
 
 
-class BaseDenoiser(BaseModel):
+class BaseDenoiser(TaskModel):
     """Base class of image denoisers trained on DDPM-noised images.
+
+    ``forward`` modes: ``'loss'`` takes clean images (noised here); ``'predict'`` noises
+    them at every evaluation level and denoises them; ``'tensor'`` denoises inputs taken
+    as noisy at the training level.
 
     Args:
         schedule: Config of the noise schedule (:class:`DDPMSchedule`).
@@ -36,10 +40,6 @@ class BaseDenoiser(BaseModel):
                  eval_seed: int = 0,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        # Built from our registry so that it resolves without a default scope.
-        if data_preprocessor is None or isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(data_preprocessor or
-                                             dict(type='ImageDataPreprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.schedule = MODELS.build(schedule or dict(type='DDPMSchedule'))
         if not isinstance(self.schedule, DDPMSchedule):
@@ -66,35 +66,15 @@ class BaseDenoiser(BaseModel):
         """Deterministic per-sample noise for evaluation (see ``eval_seed``)."""
         noises = []
         for position in range(x0.shape[0]):
-            sample_idx = position
-            if data_samples is not None and 'sample_idx' in data_samples[position]:
-                sample_idx = int(data_samples[position].sample_idx)
-            generator = torch.Generator().manual_seed(
-                (self.eval_seed * 1_000_003 + sample_idx) * 101 + level_index)
+            generator = sample_generator(self.eval_seed, data_samples, position, 101,
+                                         level_index)
             noises.append(torch.randn(x0.shape[1:], generator=generator))
         return torch.stack(noises).to(device=x0.device, dtype=x0.dtype)
 
     # ----------------------------------------------------------------- API
-    def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        """MMEngine entry point.
-
-        ``mode='loss'``: ``inputs`` are clean images; returns a dict of losses.
-        ``mode='predict'``: ``inputs`` are clean images; each is noised at every
-        ``eval_noise_levels`` level and denoised; returns data samples.
-        ``mode='tensor'``: ``inputs`` are *already noisy* images at the training noise
-        level; returns the denoised batch.
-        """
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.denoise(inputs, self.train_noise_level)[0]
-        raise RuntimeError(f'Invalid mode "{mode}"; use "loss", "predict" or "tensor"')
-
-    def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
-        raise NotImplementedError
+    def predict_tensor(self, inputs: torch.Tensor, data_samples=None) -> torch.Tensor:
+        """``inputs`` taken as noisy at the training level, denoised."""
+        return self.denoise(inputs, self.train_noise_level)[0]
 
     def denoise(self, noisy: torch.Tensor, noise_level: float,
                 num_steps: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -135,9 +115,9 @@ class BaseDenoiser(BaseModel):
         for level_index, level in enumerate(self.eval_noise_levels):
             noise = self.eval_noise(inputs, data_samples, level_index)
             noisy, _ = self.add_noise(inputs, self.schedule.timestep(level), noise)
-            first = int(data_samples[0].get('sample_idx', 0))
-            generator = torch.Generator().manual_seed(
-                (self.eval_seed * 1_000_003 + first) * 101 + level_index + 7)
+            # Seeded by the batch's first sample: the same whatever the batch size.
+            generator = sample_generator(self.eval_seed, data_samples, 0, 101,
+                                         level_index + 7)
             outputs = self.predict_level(noisy, level, generator)
             outputs['noisy_imgs'] = noisy
             for name, batch in outputs.items():

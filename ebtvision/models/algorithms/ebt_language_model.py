@@ -6,13 +6,12 @@ import torch
 from ebtvision.registry import MODELS
 from ebtvision.structures import TextDataSample
 from ..layers.kv_cache import KVCache
-from ..thinking import (THINKING_KEYS, build_replay_buffer, build_thinker, resolve_thinking,
-                        think_with_candidates, trajectory_loss)
+from ..thinking import THINKING_KEYS, EnergyBasedModel
 from .language_model import LanguageModel, TextPrediction
 
 
 @MODELS.register_module()
-class EBTLanguageModel(LanguageModel):
+class EBTLanguageModel(EnergyBasedModel, LanguageModel):
     """A causal EBT scores candidate next-token distributions given the real tokens.
 
     Candidates are logits (random start), normalised and embedded by the shared
@@ -29,11 +28,6 @@ class EBTLanguageModel(LanguageModel):
 
     TEST_CFG_KEYS = LanguageModel.TEST_CFG_KEYS + THINKING_KEYS
 
-    def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.thinker = build_thinker(thinker)
-        self.replay_buffer = build_replay_buffer(replay_buffer)
-
     def energy_fn(self, ids: torch.Tensor):
         """``energy(candidates, landscape) -> (B, T)`` given (B, T) real tokens."""
         return self.backbone.energy_fn(self.head.embed_tokens(ids), self.head.embed_candidates,
@@ -44,26 +38,16 @@ class EBTLanguageModel(LanguageModel):
         ids, targets = inputs[:, :-1], inputs[:, 1:]
         mask = self.loss_mask(targets, data_samples)
         init = self.head.init_candidates(*ids.shape, device=ids.device)
-        replayed = 0
-        if self.replay_buffer is not None:
-            batch, init, replayed = self.replay_buffer.mix(
-                dict(ids=ids, targets=targets, mask=mask), init)
-            ids, targets, mask = batch['ids'], batch['targets'], batch['mask']
-        trajectory = self.thinker(self.energy_fn(ids), init, create_graph=True,
-                                  transform=self.head.normalize)
-        loss = trajectory_loss(trajectory, targets, lambda p, t: self.head.loss(p, t, mask),
-                               self.thinker.truncate)
-        if self.replay_buffer is not None:
-            self.replay_buffer.push(dict(ids=ids, targets=targets, mask=mask), trajectory.final)
+        trajectory, batch, logs = self.loss_through_thinking(
+            dict(ids=ids, targets=targets, mask=mask), init,
+            lambda batch: self.energy_fn(batch['ids']),
+            lambda batch: lambda pred, target: self.head.loss(pred, target, batch['mask']),
+            target_key='targets', transform=self.head.normalize)
         with torch.no_grad():
-            final = trajectory.final
+            final, targets, mask = trajectory.final, batch['targets'], batch['mask']
             correct = (self.head.decode(final) == targets) & mask
-            logs = dict(loss=loss, final_ce=self.head.loss(final, targets, mask),
-                        accuracy=correct.sum() / mask.sum().clamp(min=1),
-                        energy_first_step=trajectory.energies[0].mean(),
-                        alpha=self.thinker.alpha.detach().clone())
-            if self.replay_buffer is not None:
-                logs['replayed'] = torch.tensor(float(replayed))
+            logs.update(final_ce=self.head.loss(final, targets, mask),
+                        accuracy=correct.sum() / mask.sum().clamp(min=1))
         return logs
 
     def predict_logits(self, ids: torch.Tensor, data_samples=None, seed_offset: int = 0,
@@ -76,8 +60,8 @@ class EBTLanguageModel(LanguageModel):
         With a ``cache`` (generation) only the next token after ``ids`` is thought
         about, against the cached keys and values; its logits are (B, 1, V).
         """
-        num_steps, alpha, count, tolerance = resolve_thinking(self.test_cfg, num_steps, alpha,
-                                                              num_candidates, tolerance)
+        num_steps, alpha, count, tolerance = self.thinking_options(num_steps, alpha,
+                                                                   num_candidates, tolerance)
         batch, length = ids.shape
         # Drawn for every position even with a cache, so both ways start alike.
         starts = torch.stack([
@@ -90,6 +74,6 @@ class EBTLanguageModel(LanguageModel):
         energy_fn_for = self.backbone.folded_energy_fn(
             ids, self.head.embed_tokens, self.head.embed_candidates, self.thinker.num_steps,
             count, cache)
-        outcome = think_with_candidates(self.thinker, energy_fn_for, starts, num_steps, alpha,
-                                        tolerance, transform=self.head.normalize)
+        outcome = self.think_and_select(energy_fn_for, starts, num_steps, alpha, tolerance,
+                                        transform=self.head.normalize)
         return TextPrediction(outcome.best, outcome.energy, outcome.steps_used)

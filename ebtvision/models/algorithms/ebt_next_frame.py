@@ -7,13 +7,12 @@ from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import masked_frame_loss
 from ..layers.kv_cache import KVCache
-from ..thinking import (THINKING_KEYS, build_replay_buffer, build_thinker, resolve_option,
-                        resolve_thinking, think_with_candidates, trajectory_loss)
+from ..thinking import THINKING_KEYS, EnergyBasedModel, resolve_option
 from .next_frame_predictor import NextFramePredictor, Prediction
 
 
 @MODELS.register_module()
-class EBTNextFrame(NextFramePredictor):
+class EBTNextFrame(EnergyBasedModel, NextFramePredictor):
     """Predicts every next frame by minimising a causal EBT's energy over candidates.
 
     Candidates start as N(0, I) latents; all T candidates of a clip are scored in one
@@ -32,11 +31,6 @@ class EBTNextFrame(NextFramePredictor):
 
     TEST_CFG_KEYS = NextFramePredictor.TEST_CFG_KEYS + THINKING_KEYS + ('candidate_noise', )
 
-    def __init__(self, thinker: dict, replay_buffer: Optional[dict] = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.thinker = build_thinker(thinker)
-        self.replay_buffer = build_replay_buffer(replay_buffer)
-
     def energy_fn(self, real: torch.Tensor):
         """``energy(candidates, landscape) -> (B, T)`` given real-frame latents."""
         return self.backbone.energy_fn(self.head.embed_latents(real), self.head.embed_latents,
@@ -48,29 +42,14 @@ class EBTNextFrame(NextFramePredictor):
         real, target = latents[:, :-1], latents[:, 1:]
         mask = self.target_mask(data_samples, *real.shape[:2], real.device)
         init = self.head.init_candidates(real)
-        replayed = 0
-        if self.replay_buffer is not None:
-            batch, init, replayed = self.replay_buffer.mix(
-                dict(real=real, target=target, mask=mask), init)
-            real, target, mask = batch['real'], batch['target'], batch['mask']
-        trajectory = self.thinker(self.energy_fn(real), init, create_graph=True)
-        loss = trajectory_loss(trajectory, target, lambda p, t: self.head.loss(p, t, mask),
-                               self.thinker.truncate)
-        if self.replay_buffer is not None:
-            self.replay_buffer.push(dict(real=real, target=target, mask=mask), trajectory.final)
+        trajectory, batch, logs = self.loss_through_thinking(
+            dict(real=real, target=target, mask=mask), init,
+            lambda batch: self.energy_fn(batch['real']),
+            lambda batch: lambda pred, target: self.head.loss(pred, target, batch['mask']))
         with torch.no_grad():
-            # Names without 'loss' are logged, not optimised (MMEngine's parse_losses).
-            logs = dict(
-                loss=loss,
-                final_smooth_l1=masked_frame_loss(trajectory.final, target, mask),
-                copy_last_smooth_l1=masked_frame_loss(real, target, mask),
-                energy_first_step=trajectory.energies[0].mean(),
-                alpha=self.thinker.alpha.detach().clone(),
-            )
-            if len(trajectory.energies) > 1:
-                logs['energy_drop'] = logs['energy_first_step'] - trajectory.energies[-1].mean()
-            if self.replay_buffer is not None:
-                logs['replayed'] = torch.tensor(float(replayed))
+            real, target, mask = batch['real'], batch['target'], batch['mask']
+            logs.update(final_smooth_l1=masked_frame_loss(trajectory.final, target, mask),
+                        copy_last_smooth_l1=masked_frame_loss(real, target, mask))
         return logs
 
     def predict_next_latents(self, real: torch.Tensor,
@@ -91,8 +70,8 @@ class EBTNextFrame(NextFramePredictor):
         ``num_steps`` is then the budget and ``steps_used`` is reported. With a
         ``cache`` (rollout) only the frame after ``real`` is predicted, (B, 1, C, h, w).
         """
-        num_steps, alpha, count, tolerance = resolve_thinking(self.test_cfg, num_steps, alpha,
-                                                              num_candidates, tolerance)
+        num_steps, alpha, count, tolerance = self.thinking_options(num_steps, alpha,
+                                                                   num_candidates, tolerance)
         noise_std = (resolve_option('candidate_noise', None, self.test_cfg, 0.1)
                      if count > 1 else 0.0)
         batch = real.shape[0]
@@ -111,6 +90,5 @@ class EBTNextFrame(NextFramePredictor):
         energy_fn_for = self.backbone.folded_energy_fn(
             real, self.head.embed_latents, self.head.embed_latents, self.thinker.num_steps,
             count, cache)
-        outcome = think_with_candidates(self.thinker, energy_fn_for, init, num_steps, alpha,
-                                        tolerance)
+        outcome = self.think_and_select(energy_fn_for, init, num_steps, alpha, tolerance)
         return Prediction(outcome.best, outcome.energy, outcome.trajectory, outcome.steps_used)

@@ -1,8 +1,7 @@
 """What the EBT language model and the Transformer++ baseline share."""
-from typing import Dict, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
-from mmengine.model import BaseModel
 
 from ebtvision.datasets.text import build_tokenizer
 from ebtvision.registry import MODELS
@@ -10,6 +9,7 @@ from ebtvision.structures import TextDataSample
 from ..heads.text_head import TextHead
 from ..layers.kv_cache import KVCache
 from ..thinking.options import check_test_cfg
+from .causal_predictor import CausalPredictor
 
 
 class TextPrediction(NamedTuple):
@@ -26,7 +26,7 @@ class Generation(NamedTuple):
     steps_used: Optional[torch.Tensor] = None  #: (B, n) thinking steps of each (adaptive)
 
 
-class LanguageModel(BaseModel):
+class LanguageModel(CausalPredictor):
     """Base class of next-token predictors over (B, L + 1) token batches.
 
     Args:
@@ -45,14 +45,12 @@ class LanguageModel(BaseModel):
 
     #: The ``test_cfg`` keys this model reads (subclasses add theirs).
     TEST_CFG_KEYS = ('complete', )
+    DEFAULT_PREPROCESSOR = 'TextDataPreprocessor'
 
     def __init__(self, backbone: dict, head: Optional[dict] = None,
                  tokenizer: Optional[dict] = None, loss_on: str = 'all', eval_seed: int = 0,
                  test_cfg: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is None or isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(data_preprocessor or
-                                             dict(type='TextDataPreprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if loss_on not in ('all', 'completion'):
             raise ValueError(f"loss_on must be 'all' or 'completion', got {loss_on!r}")
@@ -79,13 +77,6 @@ class LanguageModel(BaseModel):
                 mask[position, :start] = False
         return mask
 
-    def eval_generator(self, data_samples, position: int, offset: int = 0) -> torch.Generator:
-        sample_idx = position
-        if data_samples is not None and 'sample_idx' in data_samples[position]:
-            sample_idx = int(data_samples[position].sample_idx)
-        return torch.Generator().manual_seed(
-            (self.eval_seed * 1_000_003 + sample_idx) * 10_007 + offset)
-
     def predict_logits(self, ids: torch.Tensor, data_samples=None, seed_offset: int = 0,
                        cache: Optional[KVCache] = None, **kwargs) -> TextPrediction:
         """Next-token logits for every position of (B, T) ids.
@@ -95,7 +86,6 @@ class LanguageModel(BaseModel):
         """
         raise NotImplementedError
 
-    @torch.no_grad()
     def generate(self, prompt: torch.Tensor, num_tokens: int, use_cache: bool = True,
                  data_samples: Optional[List[TextDataSample]] = None,
                  return_details: bool = False, **kwargs):
@@ -111,37 +101,20 @@ class LanguageModel(BaseModel):
             The tokens, or with ``return_details`` a :class:`Generation` that adds each
             generated token's final energy and thinking steps (EBTs).
         """
-        cache = KVCache() if use_cache else None
-        sequence = prompt
-        energies, steps = [], []
-        for index in range(num_tokens):
-            prediction = self.predict_logits(sequence, data_samples, seed_offset=index + 1,
-                                             cache=cache, **kwargs)
-            sequence = torch.cat([sequence, self.head.decode(prediction.logits[:, -1:])], dim=1)
-            if prediction.energies is not None:
-                energies.append(prediction.energies[:, -1])
-            if prediction.steps_used is not None:
-                steps.append(prediction.steps_used)
-        tokens = sequence[:, prompt.shape[1]:]
-        if not return_details:
-            return tokens
-        return Generation(tokens, torch.stack(energies, 1) if energies else None,
-                          torch.stack(steps, 1) if steps else None)
+        continuation = self.autoregress(prompt, num_tokens, use_cache, data_samples,
+                                        first_seed_offset=1, **kwargs)
+        return Generation(*continuation) if return_details else continuation.items
+
+    def predict_next(self, sequence, data_samples, seed_offset, cache, **kwargs):
+        prediction = self.predict_logits(sequence, data_samples, seed_offset=seed_offset,
+                                         cache=cache, **kwargs)
+        energy = None if prediction.energies is None else prediction.energies[:, -1]
+        return self.head.decode(prediction.logits[:, -1:]), energy, prediction.steps_used
 
     # ----------------------------------------------------------------- API
-    def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        """``'loss'``: losses; ``'predict'``: data samples; ``'tensor'``: (B, T, V) logits."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.predict_logits(inputs[:, :-1], data_samples).logits
-        raise RuntimeError(f'Invalid mode "{mode}"; use "loss", "predict" or "tensor"')
-
-    def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
-        raise NotImplementedError
+    def predict_tensor(self, inputs: torch.Tensor, data_samples=None) -> torch.Tensor:
+        """(B, T, V) next-token logits of the (B, T + 1) batch's first T tokens."""
+        return self.predict_logits(inputs[:, :-1], data_samples).logits
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[TextDataSample]] = None) -> List[TextDataSample]:

@@ -3,13 +3,13 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
 from mmengine.model.weight_init import initialize
 from torch import nn
 
 from ebtvision.registry import MODELS
 from ebtvision.structures import ClassifyDataSample
 from ..thinking.options import check_test_cfg
+from .task_model import TaskModel
 
 POOLS = ('mean', 'max')
 
@@ -24,7 +24,7 @@ def _gt_label(sample) -> int:
 
 
 @MODELS.register_module()
-class LinearProbe(BaseModel):
+class LinearProbe(TaskModel):
     """A frozen backbone with a linear classifier on its mean final patch tokens.
 
     Features are ``backbone.forward_features(x, **feature_kwargs).mean(1)``: the final
@@ -54,9 +54,6 @@ class LinearProbe(BaseModel):
                  layers: Sequence[int] = (-1, ), pool: str = 'mean',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  test_cfg: Optional[dict] = None, init_cfg=None) -> None:
-        if data_preprocessor is None or isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(data_preprocessor or
-                                             dict(type='ImageDataPreprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         check_test_cfg(test_cfg, (), type(self).__name__)  # reads none: any key is a typo
         if pool not in POOLS:

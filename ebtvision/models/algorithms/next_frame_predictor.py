@@ -7,13 +7,13 @@ frozen encoder, or read from the latent cache); the model sees the real frames
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from mmengine.model import BaseModel
 
 from ebtvision.registry import MODELS
 from ebtvision.structures import VideoDataSample
 from ..heads import NextFrameHead
 from ..layers.kv_cache import KVCache
 from ..thinking.options import check_test_cfg
+from .causal_predictor import CausalPredictor
 
 
 
@@ -25,7 +25,7 @@ class Prediction(NamedTuple):
     steps_used: Optional[torch.Tensor] = None  #: (B,) steps taken (adaptive compute)
 
 
-class NextFramePredictor(BaseModel):
+class NextFramePredictor(CausalPredictor):
     """Base class of next-frame predictors over frame latents.
 
     Args:
@@ -48,6 +48,7 @@ class NextFramePredictor(BaseModel):
 
     #: The ``test_cfg`` keys this model reads (subclasses add theirs).
     TEST_CFG_KEYS = ('decode', )
+    DEFAULT_PREPROCESSOR = 'VideoDataPreprocessor'
 
     def __init__(self,
                  backbone: dict,
@@ -59,9 +60,6 @@ class NextFramePredictor(BaseModel):
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is None or isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(data_preprocessor or
-                                             dict(type='VideoDataPreprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.encoder = MODELS.build(encoder) if isinstance(encoder, dict) else encoder
         if latent_shape is None:
@@ -114,35 +112,12 @@ class NextFramePredictor(BaseModel):
                 mask[position, max(frames - padded, 0):] = False
         return mask
 
-    def eval_generator(self, data_samples: Optional[List[VideoDataSample]], position: int,
-                       offset: int = 0) -> torch.Generator:
-        """Generator of one sample's evaluation noise (see ``eval_seed``)."""
-        sample_idx = position
-        if data_samples is not None and 'sample_idx' in data_samples[position]:
-            sample_idx = int(data_samples[position].sample_idx)
-        return torch.Generator().manual_seed(
-            (self.eval_seed * 1_000_003 + sample_idx) * 10_007 + offset)
-
     # ----------------------------------------------------------------- API
-    def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        """MMEngine entry point.
-
-        ``mode='loss'``: dict of losses of a batch of clips. ``mode='predict'``: data
-        samples with predictions of frames 1..T. ``mode='tensor'``: the (B, T, C, h, w)
-        predicted latents.
-        """
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            latents = self.encode_inputs(inputs, data_samples)
-            return self.predict_next_latents(latents[:, :-1], data_samples)[0]
-        raise RuntimeError(f'Invalid mode "{mode}"; use "loss", "predict" or "tensor"')
-
-    def loss(self, inputs: torch.Tensor, data_samples=None) -> dict:
-        raise NotImplementedError
+    def predict_tensor(self, inputs: torch.Tensor,
+                       data_samples: Optional[List[VideoDataSample]] = None) -> torch.Tensor:
+        """The (B, T, C, h, w) predicted latents of frames 1..T."""
+        latents = self.encode_inputs(inputs, data_samples)
+        return self.predict_next_latents(latents[:, :-1], data_samples)[0]
 
     def predict_next_latents(self, real: torch.Tensor,
                              data_samples: Optional[List[VideoDataSample]] = None,
@@ -182,35 +157,29 @@ class NextFramePredictor(BaseModel):
                 sample.gt_frames = gt_frames[position].detach().cpu()
         return data_samples
 
-    @torch.no_grad()
+    def predict_next(self, sequence, data_samples, seed_offset, cache, **kwargs):
+        prediction = self.predict_next_latents(sequence, data_samples, seed_offset=seed_offset,
+                                               cache=cache, **kwargs)
+        energy = None if prediction.energies is None else prediction.energies[:, -1]
+        return prediction.latents[:, -1:], energy, prediction.steps_used
+
     def rollout(self, context: torch.Tensor, num_frames: int, use_cache: bool = True,
                 **kwargs) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Predict ``num_frames`` frames autoregressively after ``context`` latents.
 
         Each new frame is the prediction of the last position given every real and
-        already predicted frame; it is then appended as if real.
+        already predicted frame; it is then appended as if real (see
+        :meth:`CausalPredictor.autoregress`; ``kwargs`` are thinking options, e.g.
+        ``num_candidates``).
 
         Args:
             context: (B, k, C, h, w) latents of the k conditioning frames.
             num_frames: Frames to predict.
-            use_cache: Keep the keys and values of the frames read (:class:`KVCache`), so
-                each new frame costs one frame's pass instead of re-reading the sequence;
-                the result is the same up to float rounding (adaptive stopping then looks
-                at the new frame's energy alone).
-            **kwargs: Passed to :meth:`predict_next_latents` (e.g. ``num_candidates``).
+            use_cache: Read each new frame against the kept keys and values.
 
         Returns:
             ``(frames, energies)``: (B, n, C, h, w) predicted latents and their (B, n)
             final energies (None for models without energies).
         """
-        cache = KVCache() if use_cache else None
-        sequence = context
-        frames, energies = [], []
-        for index in range(num_frames):
-            pred, energy = self.predict_next_latents(sequence, seed_offset=index, cache=cache,
-                                                     **kwargs)[:2]
-            frames.append(pred[:, -1])
-            if energy is not None:
-                energies.append(energy[:, -1])
-            sequence = torch.cat([sequence, pred[:, -1:]], dim=1)
-        return torch.stack(frames, 1), torch.stack(energies, 1) if energies else None
+        continuation = self.autoregress(context, num_frames, use_cache, **kwargs)
+        return continuation.items, continuation.energies

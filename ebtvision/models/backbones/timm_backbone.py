@@ -5,6 +5,7 @@ from typing import Optional
 import torch
 from mmengine.model import BaseModule
 
+from ebtvision.fileio import load_checkpoint_weights_only
 from ebtvision.registry import MODELS
 
 
@@ -14,7 +15,6 @@ def _load_state_dict(path: str) -> dict:
         from safetensors.torch import load_file
         return load_file(path, device='cpu')
     # Weights-only torch.load with the project's small allow-list (no arbitrary pickles).
-    from ebtvision.engine.checkpoint import load_checkpoint_weights_only
     state = load_checkpoint_weights_only(path, map_location='cpu')
     for key in ('state_dict', 'model'):  # common wrappers (mmengine, timm training)
         if isinstance(state, dict) and isinstance(state.get(key), dict):

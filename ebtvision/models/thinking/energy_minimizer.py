@@ -52,8 +52,8 @@ class EnergyMinimizer(nn.Module):
     Args:
         num_steps: Number of energy landscapes (steps) per prediction.
         alpha: Initial step size.
-        learnable_alpha: Make ``alpha`` an ``nn.Parameter`` (give it its own lr multiplier
-            through ``paramwise_cfg.custom_keys={'thinker.alpha': dict(lr_mult=...)}``).
+        learnable_alpha: Make ``alpha`` an ``nn.Parameter``; its lr multiplier (3 x alpha)
+            comes from ``ThinkerAlphaOptimWrapperConstructor``.
         min_alpha: ``alpha`` is clamped to at least this value.
         random_step_size_scale: ``s``; in training each sample draws its step size from
             ``U[alpha / s, alpha * s]``. 1 disables it.

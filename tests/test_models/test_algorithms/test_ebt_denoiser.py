@@ -1,26 +1,16 @@
-"""EBT denoiser and DiT baseline as MMEngine models."""
+"""EBT denoiser as an MMEngine model: training through thinking, prediction, System 2."""
 import pytest
 import torch
+from conftest import TINY_IMAGE_BACKBONE as BACKBONE
+from conftest import denoise_samples as samples
 
-from ebtvision.models import DiTDenoiser, EBTDenoiser
-from ebtvision.structures import DenoiseDataSample
-
-BACKBONE = dict(arch=dict(depth=1, num_heads=2, embed_dims=16), img_size=16, patch_size=8)
+from ebtvision.models import EBTDenoiser
 
 
 def make_ebt(**kwargs):
     torch.manual_seed(0)
     return EBTDenoiser(backbone=dict(type='BidirectionalEBT', **BACKBONE),
                        thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=2.0), **kwargs)
-
-
-def make_dit(**kwargs):
-    torch.manual_seed(0)
-    return DiTDenoiser(backbone=dict(type='DiT', **BACKBONE), **kwargs)
-
-
-def samples(n):
-    return [DenoiseDataSample(metainfo=dict(sample_idx=i)) for i in range(n)]
 
 
 @pytest.mark.parametrize('loss_type', ['smooth_l1', 'mse'])
@@ -82,30 +72,6 @@ def test_tensor_mode_and_unknown_mode():
         model(noisy, mode='features')
 
 
-def test_dit_loss_and_reverse_steps():
-    model = make_dit(test_cfg=dict(num_steps=4, method='ddpm'))
-    x = torch.rand(4, 3, 16, 16) * 2 - 1
-    loss = model(x, mode='loss')['loss']
-    loss.backward()
-    calls = []
-    original = model.backbone.forward
-    model.backbone.forward = lambda x, t: calls.append(int(t[0])) or original(x, t)
-    with torch.no_grad():
-        out = model.eval()(x, samples(4), mode='predict')
-    assert calls == [99, 66, 33, 0, 199, 133, 66, 0]
-    assert out[0].pred_imgs['0.2'].shape == (3, 16, 16)
-
-
-def test_dit_can_start_blind_from_the_training_level():
-    model = make_dit(test_cfg=dict(num_steps=2, start_from='train')).eval()
-    calls = []
-    original = model.backbone.forward
-    model.backbone.forward = lambda x, t: calls.append(int(t[0])) or original(x, t)
-    with torch.no_grad():
-        model(torch.zeros(1, 3, 16, 16), samples(1), mode='predict')
-    assert calls == [99, 0, 99, 0]
-
-
 def test_bad_configuration_is_rejected():
     with pytest.raises(ValueError, match='loss_type'):
         make_ebt(loss_type='l3')
@@ -125,8 +91,8 @@ def sloped_ebt(**kwargs):
 def test_self_verification_never_raises_the_energy():
     model = sloped_ebt()
     noisy = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    single = model.think_verified(noisy, num_steps=2)
-    verified = model.think_verified(noisy, num_steps=2, num_candidates=4,
+    single = model.denoise_by_thinking(noisy, num_steps=2)
+    verified = model.denoise_by_thinking(noisy, num_steps=2, num_candidates=4,
                                     generator=torch.Generator().manual_seed(0))
     assert (verified.energies[:, -1] <= single.energies[:, -1] + 1e-6).all()
     assert (verified.energies[:, -1] < single.energies[:, -1] - 1e-6).any()

@@ -1,51 +1,14 @@
-"""Text head, EBT language model and Transformer++ baseline on tiny Dyck batches."""
-import pytest
+"""What the language models share (LanguageModel), checked on the EBT and on Transformer++
+with tiny Dyck batches: tied weights, training, prediction, generation, the loss mask."""
 import torch
-import torch.nn.functional as F
+from conftest import dyck_batch as batch
+from conftest import text_ebt as ebt
+from conftest import text_transformer_pp as transformer_pp
 from mmengine.dataset import pseudo_collate
 
 from ebtvision.datasets.text import DyckDataset
-from ebtvision.models import EBTLanguageModel, TextHead, TransformerPPLanguageModel
+from ebtvision.models import EBTLanguageModel
 from ebtvision.models.layers import KVCache
-
-ARCH = dict(depth=1, num_heads=2, embed_dims=16)
-
-
-def ebt(**kwargs):
-    torch.manual_seed(0)
-    return EBTLanguageModel(backbone=dict(type='CausalEBT', arch=ARCH, max_steps=2),
-                            thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=50.0),
-                            **kwargs)
-
-
-def transformer_pp(**kwargs):
-    torch.manual_seed(0)
-    return TransformerPPLanguageModel(backbone=dict(type='CausalTransformer', arch=ARCH),
-                                      **kwargs)
-
-
-def batch(model, count=4, seq_len=24):
-    dataset = DyckDataset(num_samples=count, length=(3, 8), seq_len=seq_len, seed=3)
-    return model.data_preprocessor(pseudo_collate([dataset[i] for i in range(count)]))
-
-
-def test_text_head_embedding_and_loss():
-    head = TextHead(vocab_size=11, embed_dims=4, pad_id=10)
-    ids = torch.tensor([[1, 2, 10]])
-    torch.testing.assert_close(head.embed_tokens(ids), head.token_embed.weight[ids])
-    # A one-hot-like candidate embeds as that token's embedding.
-    logits = torch.full((1, 1, 11), -1e4)
-    logits[0, 0, 3] = 0
-    probs = head.normalize(logits)
-    torch.testing.assert_close(head.embed_candidates(probs)[0, 0], head.token_embed.weight[3])
-    # Uniform logits embed as the mean embedding.
-    torch.testing.assert_close(head.embed_candidates(head.normalize(torch.zeros(1, 1, 11)))[0, 0],
-                               head.token_embed.weight.mean(0))
-    # Padding targets are ignored by the loss.
-    scores = torch.randn(1, 3, 11)
-    expected = F.cross_entropy(scores[0, :2], ids[0, :2])
-    torch.testing.assert_close(head.loss(scores, ids), expected)
-    assert head.decode(scores).shape == (1, 3)
 
 
 def test_tied_weights_are_one_parameter():
@@ -60,16 +23,6 @@ def test_tied_weights_are_one_parameter():
     used = set(data['inputs'].flatten().tolist())
     unused = [i for i in range(grad.shape[0]) if i not in used]
     assert grad[sorted(used)].abs().sum() > 0 and grad[unused].abs().sum() > 0
-
-
-def test_ebt_loss_backpropagates_through_thinking():
-    model = ebt()
-    data = batch(model)
-    logs = model(**data, mode='loss')
-    assert {'loss', 'final_ce', 'accuracy', 'alpha'} <= set(logs)
-    logs['loss'].backward()
-    assert model.thinker.alpha.grad is not None and model.backbone.energy_head.weight.grad.abs().sum() > 0
-    assert model.head.token_embed.weight.grad.abs().sum() > 0
 
 
 def test_training_lowers_the_loss():
@@ -157,36 +110,3 @@ def test_completion_loss_masks_the_prompt():
     for row, sample in enumerate(data['data_samples']):
         start = sample.prompt_length - 1
         assert not mask[row, :start].any() and mask[row, start:sample.num_tokens - 1].all()
-
-
-def test_self_verification_and_thinking_longer_for_text():
-    model = ebt().eval()
-    ids = batch(model, count=2)['inputs'][:, :-1]
-    one = model.predict_logits(ids, num_candidates=1)
-    four = model.predict_logits(ids, num_candidates=4)
-    assert (four.energies <= one.energies + 1e-6).all()
-    assert (four.energies < one.energies - 1e-6).any()
-    longer = model.predict_logits(ids, num_steps=5)
-    assert not torch.allclose(longer.logits, one.logits)
-    adaptive = model.predict_logits(ids, num_steps=6, tolerance=10.0)
-    assert adaptive.steps_used.tolist() == [1.0, 1.0]
-    with pytest.raises(ValueError, match='loss_on'):
-        ebt(loss_on='prompt')
-
-
-def test_s2_options_train_for_text():
-    torch.manual_seed(0)
-    model = EBTLanguageModel(
-        backbone=dict(type='CausalEBT', arch=ARCH, max_steps=2),
-        thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=5.0, learnable_alpha=False,
-                     random_step_size_scale=2.0, random_step_size_dims=2, langevin_sigma=3.0,
-                     final_landscape_repeats=(2, 3), truncate=True,
-                     detach_between_steps=False),
-        replay_buffer=dict(type='ReplayBuffer', capacity=8, replay_fraction=0.5, seed=0))
-    data = batch(model, count=4)
-    first = model(**data, mode='loss')
-    assert float(first['replayed']) == 0 and len(model.replay_buffer) == 4
-    second = model(**data, mode='loss')
-    assert float(second['replayed']) == 2 and len(model.replay_buffer) == 8
-    second['loss'].backward()
-    assert torch.isfinite(second['loss']) and model.backbone.energy_head.weight.grad is not None

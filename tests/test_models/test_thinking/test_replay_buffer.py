@@ -1,8 +1,8 @@
-"""Replay buffer and self-verification (the System 2 pieces of models/thinking)."""
+"""Replay buffer (System 2 of models/thinking): mixing, capacity, checkpoints."""
 import pytest
 import torch
 
-from ebtvision.models import ReplayBuffer, select_lowest_energy
+from ebtvision.models import ReplayBuffer
 
 
 def batch(start, size=4):
@@ -57,24 +57,6 @@ def test_shape_change_restarts_the_buffer_and_bad_options_fail():
         ReplayBuffer(capacity=0)
     with pytest.raises(ValueError):
         ReplayBuffer(replay_fraction=1.5)
-
-
-def test_select_lowest_energy_per_sample_and_per_frame():
-    candidates = torch.arange(3 * 2 * 4, dtype=torch.float32).reshape(3, 2, 4, 1)
-    energies = torch.tensor([[[3., 1., 2., 0.], [5., 5., 5., 5.]],
-                             [[1., 2., 0., 9.], [4., 6., 5., 5.]],
-                             [[2., 3., 1., 1.], [6., 4., 5., 5.]]])
-    best, best_energy, index = select_lowest_energy(candidates, energies)
-    assert index.tolist() == [[1, 0, 1, 0], [1, 2, 0, 0]]
-    torch.testing.assert_close(best_energy, energies.min(0).values)
-    for b in range(2):
-        for t in range(4):
-            assert best[b, t, 0] == candidates[index[b, t], b, t, 0]
-    # Per sample (no frame dim).
-    best, _, index = select_lowest_energy(candidates[..., 0], energies[..., 0])
-    assert index.tolist() == [1, 1] and torch.equal(best, candidates[1, :, :, 0])
-    with pytest.raises(ValueError):
-        select_lowest_energy(candidates, energies[:2])
 
 
 def test_buffer_state_round_trips_through_a_weights_only_checkpoint(tmp_path):

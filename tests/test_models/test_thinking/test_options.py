@@ -77,5 +77,5 @@ def test_the_api_refuses_bad_thinking_arguments(tmp_path):
             inferencer(image, **kwargs)
     model = inferencer.model
     with pytest.raises(ThinkingOptionError, match='argument.num_steps'):
-        model.think_verified(torch.zeros(1, 3, 16, 16), num_steps=0)
+        model.denoise_by_thinking(torch.zeros(1, 3, 16, 16), num_steps=0)
     assert inferencer(image, num_steps=1).num_steps == 1

@@ -1,12 +1,11 @@
 """LinearProbe: frozen backbone features, DiT fed t = 0, denoiser checkpoints load by name."""
 import pytest
 import torch
+from conftest import TINY_IMAGE_BACKBONE as BACKBONE
 from mmengine.runner import load_checkpoint, save_checkpoint
 
 from ebtvision.models import EBTDenoiser, LinearProbe
 from ebtvision.structures import ClassifyDataSample
-
-BACKBONE = dict(arch=dict(depth=1, num_heads=2, embed_dims=16), img_size=16, patch_size=8)
 
 
 def probe(kind='BidirectionalEBT', **kwargs):

@@ -1,12 +1,10 @@
-"""Causal EBT: attention pattern, no leakage, step embedding, second-order gradients."""
+"""Causal EBT: attention pattern, no leakage, step embedding, second-order gradients, cache."""
 import pytest
 import torch
+from conftest import TWO_BLOCK_CAUSAL_ARCH as ARCH
 
 from ebtvision.models import CausalEBT, CausalTransformer, candidate_attention_mask
 from ebtvision.models.layers import KVCache
-from ebtvision.models.layers.llama import RMSNorm, apply_rotary, rotary_tables
-
-ARCH = dict(depth=2, num_heads=2, embed_dims=16)
 
 
 def model(**kwargs):
@@ -78,26 +76,6 @@ def test_second_order_gradients():
     assert torch.autograd.gradgradcheck(lambda c: net(real, c), (cand, ), eps=1e-6, atol=1e-5)
 
 
-def test_rmsnorm_and_rotary():
-    x = torch.randn(2, 3, 8)
-    out = RMSNorm(8)(x)
-    torch.testing.assert_close(out.pow(2).mean(-1), torch.ones(2, 3), atol=1e-4, rtol=0)
-    q = torch.randn(1, 1, 4, 8)
-    cos, sin = rotary_tables(torch.arange(4), 8)
-    rotated = apply_rotary(q, cos, sin)
-    torch.testing.assert_close(rotated.norm(dim=-1), q.norm(dim=-1))  # a rotation
-    torch.testing.assert_close(rotated[..., 0, :], q[..., 0, :])  # position 0 unchanged
-    # relative: <R(m)q, R(n)k> depends on m - n only
-    k = torch.randn(1, 1, 1, 8)
-    cos5, sin5 = rotary_tables(torch.tensor([5, 7]), 8)
-    cos1, sin1 = rotary_tables(torch.tensor([1, 3]), 8)
-    a = (apply_rotary(q[..., :1, :], cos5[:1], sin5[:1]) *
-         apply_rotary(k, cos5[1:], sin5[1:])).sum()
-    b = (apply_rotary(q[..., :1, :], cos1[:1], sin1[:1]) *
-         apply_rotary(k, cos1[1:], sin1[1:])).sum()
-    torch.testing.assert_close(a, b)
-
-
 def test_thinking_loop_scores_frames_with_step_embeddings():
     from ebtvision.models import EnergyMinimizer
     net = model(max_steps=2)
@@ -111,22 +89,6 @@ def test_thinking_loop_scores_frames_with_step_embeddings():
     loss = trajectory.final.pow(2).mean()
     loss.backward()  # second order through the causal backbone
     assert net.step_embed.weight.grad[1].abs().sum() > 0
-
-
-def test_causal_transformer_is_causal_and_shares_the_trunk():
-    from ebtvision.models import CausalTransformer
-    torch.manual_seed(0)
-    net = CausalTransformer(arch=ARCH)
-    real = torch.randn(1, 5, 16)
-    base = net(real)
-    changed = real.clone()
-    changed[:, 3] += 2.0
-    out = net(changed)
-    torch.testing.assert_close(out[:, :3], base[:, :3])  # the past never sees the future
-    assert not torch.allclose(out[:, 3:], base[:, 3:])
-    ebt = CausalEBT(arch=ARCH)
-    assert isinstance(ebt, CausalTransformer)
-    assert set(net.state_dict()) < set(ebt.state_dict())
 
 
 def test_reading_in_pieces_with_a_cache_matches_one_pass():
