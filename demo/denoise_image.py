@@ -46,7 +46,8 @@ def parse_args(argv=None):
                        help='add DDPM noise at this level first (default 0.1)')
     noise.add_argument('--already-noisy', action='store_true',
                        help='the images are noisy already: add no noise')
-    parser.add_argument('--steps', type=cli_type(positive_int), help="thinking (EBT) or reverse (DiT) steps "
+    parser.add_argument('--steps', type=cli_type(positive_int),
+                        help="thinking (EBT) or reverse (DiT) steps "
                         "(default: the config's)")
     parser.add_argument('--seed', type=int, default=0, help='noise seed (default 0)')
     parser.add_argument('--large-images', choices=('tile', 'resize'), default='tile')

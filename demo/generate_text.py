@@ -52,11 +52,13 @@ def parse_args(argv=None):
     parser.add_argument('--prompt', action='append', default=[],
                         help='text to continue (repeat for several)')
     parser.add_argument('--prompt-file', help='a UTF-8 text file to continue')
-    parser.add_argument('--num-tokens', type=cli_type(positive_int), default=64, help='tokens to generate')
+    parser.add_argument('--num-tokens', type=cli_type(positive_int), default=64,
+                        help='tokens to generate')
     parser.add_argument('--thinking-steps', type=cli_type(positive_int), help='EBT steps per token')
     parser.add_argument('--num-candidates', type=cli_type(positive_int), default=1,
                         help='EBT self-verification: random starts per token')
-    parser.add_argument('--tolerance', type=cli_type(non_negative), help='EBT adaptive stopping tolerance')
+    parser.add_argument('--tolerance', type=cli_type(non_negative),
+                        help='EBT adaptive stopping tolerance')
     parser.add_argument('--show-energies', action='store_true',
                         help='print every generated token with its energy')
     parser.add_argument('--out-json', help='write prompts, continuations and energies here')

@@ -58,9 +58,11 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file (loaded weights-only)')
     parser.add_argument('--video', help='video file (default: the first video of the '
                         "config's validation dataset)")
-    parser.add_argument('--context', type=cli_type(positive_int), help='real frames to condition on (default: the '
+    parser.add_argument('--context', type=cli_type(positive_int),
+                        help='real frames to condition on (default: the '
                         "config's context length, clip_len - 1)")
-    parser.add_argument('--frames', type=cli_type(positive_int), help=f'frames to predict (default: '
+    parser.add_argument('--frames', type=cli_type(positive_int),
+                        help=f'frames to predict (default: '
                         f'{DEFAULT_FRAMES}, fewer if the video is too short)')
     parser.add_argument('--num-candidates', type=cli_type(positive_int), default=1,
                         help='EBT: self-verification over M candidates per frame')

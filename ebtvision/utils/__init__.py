@@ -1,7 +1,10 @@
-from .cli import ArgumentParser, build_runner, check_model_config, debugging, exit_with_error, read_config
+from .cli import (ArgumentParser, build_runner, check_model_config, debugging, exit_with_error,
+                  read_config)
 from .data_check import DataNotFoundError, check_data_roots
 from .setup_env import register_all_modules, setup_cpu_distributed, teardown_distributed
 
-__all__ = ['ArgumentParser', 'build_runner', 'check_model_config', 'debugging', 'exit_with_error', 'read_config',
-           'DataNotFoundError', 'check_data_roots', 'register_all_modules',
-           'setup_cpu_distributed', 'teardown_distributed']
+__all__ = [
+    'ArgumentParser', 'build_runner', 'check_model_config', 'debugging', 'exit_with_error',
+    'read_config', 'DataNotFoundError', 'check_data_roots', 'register_all_modules',
+    'setup_cpu_distributed', 'teardown_distributed'
+]

@@ -49,5 +49,6 @@ def test_atomic_checkpoint_hook_removes_interrupted_writes_before_training(tmp_p
     from ebtvision.engine.hooks import AtomicCheckpointHook
     (tmp_path / '.tmp-k1l2.part').write_bytes(b'half a checkpoint')
     (tmp_path / 'iter_2.pth').write_bytes(b'kept')
-    AtomicCheckpointHook(interval=1, by_epoch=False).before_train(_runner_for_checkpoint_hook(tmp_path))
+    hook = AtomicCheckpointHook(interval=1, by_epoch=False)
+    hook.before_train(_runner_for_checkpoint_hook(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_2.pth']

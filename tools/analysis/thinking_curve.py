@@ -53,15 +53,18 @@ def parse_args(argv=None):
     parser.add_argument('config',
                         help='EBT config (EBTDenoiser, EBTNextFrame or EBTLanguageModel)')
     parser.add_argument('checkpoint', help='its checkpoint (loaded weights-only)')
-    parser.add_argument('--steps', type=cli_type(positive_int), nargs='+', default=[1, 2, 3, 4, 6, 8])
+    parser.add_argument('--steps', type=cli_type(positive_int), nargs='+',
+                        default=[1, 2, 3, 4, 6, 8])
     parser.add_argument('--candidates', type=cli_type(positive_int), nargs='+', default=[1, 4])
-    parser.add_argument('--noise-levels', type=cli_type(noise_level), nargs='+', default=[0.1, 0.2, 0.3],
+    parser.add_argument('--noise-levels', type=cli_type(noise_level), nargs='+',
+                        default=[0.1, 0.2, 0.3],
                         help='denoisers: noise levels to evaluate')
     parser.add_argument('--tolerance', type=cli_type(non_negative),
                         help='add adaptive-compute rows with this relative energy tolerance')
     parser.add_argument('--dit-config', help='DiT baseline config (denoisers only)')
     parser.add_argument('--dit-checkpoint', help='DiT baseline checkpoint')
-    parser.add_argument('--dit-steps', type=cli_type(positive_int), nargs='+', default=[1, 2, 5, 10, 25, 50, 100])
+    parser.add_argument('--dit-steps', type=cli_type(positive_int), nargs='+',
+                        default=[1, 2, 5, 10, 25, 50, 100])
     parser.add_argument('--split', choices=('val', 'test', 'both'),
                         help='data split (default: val; both for language models)')
     parser.add_argument('--max-samples', type=cli_type(positive_int),
