@@ -58,8 +58,10 @@ def divergence_hint(model: Optional[nn.Module] = None, optim_wrapper=None) -> st
     Names the EBT thinking step size ``model.thinker.alpha`` when the model has one and
     the learning rate ``optim_wrapper.optimizer.lr`` (the config's base value).
     """
+    from ebtvision.models import EnergyBasedModel
     knobs = []
-    alpha = getattr(getattr(_unwrap(model), 'thinker', None), 'alpha', None)
+    model = _unwrap(model)
+    alpha = model.thinker.alpha if isinstance(model, EnergyBasedModel) else None
     if isinstance(alpha, torch.Tensor) and alpha.numel() == 1:
         knobs.append('the thinking step size model.thinker.alpha '
                      f'(now {_number(alpha.detach())})')
