@@ -4,6 +4,7 @@ The checkpoint (a file, or a URL MMEngine knows) is loaded weights-only: nothing
 executed. Thinking options are checked before anything is built: a value out of range or an
 unknown ``test_cfg`` key ends in one ``error:`` line and exit code 2.
 """
+import argparse
 import json
 import os
 import os.path as osp
@@ -18,7 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ebtvision.fileio import (CheckpointLoadError, atomic_write,  # noqa: E402
                               install_safe_checkpoint_io)
 from ebtvision.models.thinking.options import (cli_type, noise_level, non_negative,  # noqa
-                                               positive_int, step_size)
+                                               non_negative_int, positive_int, step_size)
 from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
                              check_data_roots, check_model_config, exit_with_error,
                              read_config, register_all_modules, setup_cpu_distributed,
@@ -52,6 +53,13 @@ def parse_args(argv=None):
                         help='DiT: network evaluations of the reverse process')
     parser.add_argument('--reverse-method', choices=['ddpm', 'ddim'],
                         help='DiT: reverse process')
+    parser.add_argument('--respace', action=argparse.BooleanOptionalAction, default=None,
+                        help="DiT: the reference's protocol, the schedule stretched so that it "
+                        'starts at a trained timestep (--no-respace: start at the real '
+                        "level's timestep)")
+    parser.add_argument('--recurse', type=cli_type(non_negative_int),
+                        help='DiT: run the reverse process N more times on its own output at '
+                        'levels above the training level')
     parser.add_argument('--no-vis', action='store_true', help='do not save image grids')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
@@ -82,7 +90,8 @@ def apply_test_options(cfg: Config, args) -> None:
         ({'--thinking-steps': args.thinking_steps, '--alpha': args.alpha,
           '--num-candidates': args.num_candidates, '--candidate-noise': args.candidate_noise,
           '--tolerance': args.tolerance}, EnergyBasedModel, 'EBT models'),
-        ({'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method},
+        ({'--reverse-steps': args.reverse_steps, '--reverse-method': args.reverse_method,
+          '--respace': args.respace, '--recurse': args.recurse},
          DiTDenoiser, 'DiT models'),
         ({'--noise-levels': args.noise_levels}, BaseDenoiser, 'denoisers'),
     ]
@@ -104,6 +113,9 @@ def apply_test_options(cfg: Config, args) -> None:
         cfg.model.test_cfg.num_steps = args.reverse_steps
     if args.reverse_method is not None:
         cfg.model.test_cfg.method = args.reverse_method
+    for option in ('respace', 'recurse'):
+        if getattr(args, option) is not None:
+            cfg.model.test_cfg[option] = getattr(args, option)
 
 
 def main(argv=None) -> None:

@@ -10,7 +10,7 @@ default_hooks = dict(
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Checkpoints resumable exactly (RNG states) and loadable weights-only.
-    resume_state=dict(type='ResumeStateHook'),
+    resume_state=dict(type='ResumeStateHook', diff_rank_seed=True),
 )
 
 env_cfg = dict(
@@ -27,4 +27,8 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
+# Each rank draws its own noise: ResumeStateHook(diff_rank_seed=True) reseeds rank r > 0
+# with seed + r once everything is built (rank 0 unchanged) and keeps every rank's RNG
+# state in checkpoints. MMEngine's `diff_rank_seed=True` here would also unpin the data
+# samplers' seed (a single-process run would change), so it is left off.
 randomness = dict(seed=0)

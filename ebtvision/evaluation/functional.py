@@ -1,7 +1,8 @@
 """Pure image-quality functions used by the denoising metrics (and top-k accuracy).
 
 All functions take ``(B, C, H, W)`` or ``(C, H, W)`` float tensors and return one
-value per image, shape ``(B,)`` (``(1,)`` for a single ``(C, H, W)`` image).
+value per image, shape ``(B,)`` (``(1,)`` for a single ``(C, H, W)`` image), except
+:func:`psnr_batch`, which returns one value for the whole batch.
 PSNR, MSE and SSIM work on the scale given by ``data_range`` (255 by default, i.e.
 images first mapped with :func:`to_uint8_scale`); LPIPS works on ``[-1, 1]``
 inputs, which is the ``lpips`` package's own convention.
@@ -18,7 +19,7 @@ import torch.nn as nn
 from torch import Tensor
 
 __all__ = [
-    'to_uint8_scale', 'mse', 'psnr', 'ssim', 'build_lpips', 'LPIPSScorer',
+    'to_uint8_scale', 'mse', 'psnr', 'psnr_batch', 'ssim', 'build_lpips', 'LPIPSScorer',
     'LPIPS_BACKBONE_FILES', 'topk_correct', 'topk_accuracy'
 ]
 
@@ -120,6 +121,33 @@ def psnr(pred: Tensor, target: Tensor, data_range: float = 255.0) -> Tensor:
     # Division by zero gives +inf, which log10 keeps: the documented behaviour.
     return 10.0 * torch.log10(data_range**2 / err)
 
+
+
+def psnr_batch(pred: Tensor, target: Tensor, data_range: float = 255.0) -> Tensor:
+    """PSNR of a whole batch, in dB: one value from the MSE pooled over its images.
+
+    ``10 * log10(data_range ** 2 / mean(mse))``, where the mean runs over the
+    images of the batch (all the same size, so it is also the MSE over every
+    pixel of the batch). This is the figure the EBT paper's code logs for each
+    test batch. Because ``log`` is concave, it is never above the mean of
+    :func:`psnr` over the same images, and equal to it only when every image
+    has the same MSE; a few easy images raise the per-image mean but barely move
+    this one. Like :func:`psnr`, inputs are expected on ``[0, data_range]``
+    (clamp first) and a batch with zero error gives ``+inf``.
+
+    Args:
+        pred: ``(B, C, H, W)`` or ``(C, H, W)`` prediction.
+        target: Reference of the same shape, on the scale ``[0, data_range]``.
+        data_range: Peak value of the pixel scale (255 for 8-bit images).
+
+    Returns:
+        0-dim tensor, the batch PSNR.
+
+    Raises:
+        ValueError: If the shapes differ or are not 3-D/4-D.
+    """
+    err = mse(pred, target).mean()
+    return 10.0 * torch.log10(data_range**2 / err)
 
 def ssim(pred: Tensor,
          target: Tensor,

@@ -68,7 +68,7 @@ def test_evaluator_psnr_ssim(ebt_scope, as_element):
     metrics = evaluator.evaluate(4)
 
     expected_keys = set()
-    for name in ('psnr', 'mse', 'ssim'):
+    for name in ('psnr', 'psnr_batch', 'mse', 'ssim'):
         for level in LEVELS:
             expected_keys |= {f'denoise/{name}@{level}', f'denoise/noisy_{name}@{level}'}
     assert set(metrics) == expected_keys
@@ -129,7 +129,8 @@ def test_results_are_per_image_floats_and_merge_across_ranks():
     part1 = rank1.compute_metrics(rank1.results)['psnr@0.1']
     assert merged['psnr@0.1'] == pytest.approx((3 * part0 + 2 * part1) / 5, rel=1e-6)
     assert list(merged) == ['psnr@0.1', 'psnr@0.5', 'noisy_psnr@0.1', 'noisy_psnr@0.5',
-                            'mse@0.1', 'mse@0.5', 'noisy_mse@0.1', 'noisy_mse@0.5']
+                            'psnr_batch@0.1', 'psnr_batch@0.5', 'noisy_psnr_batch@0.1',
+                            'noisy_psnr_batch@0.5', 'mse@0.1', 'mse@0.5', 'noisy_mse@0.1', 'noisy_mse@0.5']
 
 
 def test_missing_fields_raise():

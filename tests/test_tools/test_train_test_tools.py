@@ -130,6 +130,8 @@ def test_bare_resume_keeps_an_unreadable_newer_checkpoint_aside(tiny_config, tmp
      "EBTDenoiser: unknown test_cfg key(s) ['num_stepz']; valid keys: ['alpha',"),
     (['--cfg-options', 'model.test_cfg.tolerance=-1'], 'test_cfg.tolerance must be >= 0'),
     (['--cfg-options', 'model.type=EBTDenoizer'], 'EBTDenoizer is not in the'),
+    (['--recurse', '2'], '--recurse applies to DiT models, not EBTDenoiser'),
+    (['--cfg-options', 'model.test_cfg.respace=True'], "unknown test_cfg key(s) ['respace']"),
 ])
 def test_test_tool_mistakes_end_in_one_line(tiny_config, tmp_path, args, message):
     checkpoint = tmp_path / 'weights.pth'

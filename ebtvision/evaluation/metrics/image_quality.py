@@ -8,7 +8,10 @@ denoising must beat). The Evaluator prefixes them with ``denoise/``.
 
 ``process`` keeps only per-image floats in ``self.results`` (one dict per sample,
 as MMEngine's ``collect_results`` expects), so distributed evaluation gathers a few
-numbers per image and ``compute_metrics`` averages them over images.
+numbers per image and ``compute_metrics`` averages them over images. A per-batch
+figure (``PSNRMetric``'s ``psnr_batch``) is stored the same way: ``process`` sees one
+batch, computes the batch's value and gives it to every image of that batch, so the
+average over images is the mean over batches weighted by batch size.
 """
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -19,7 +22,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ebtvision.registry import METRICS
-from ..functional import LPIPSScorer, mse, psnr, ssim, to_uint8_scale
+from ..functional import LPIPSScorer, mse, psnr, psnr_batch, ssim, to_uint8_scale
 
 __all__ = ['PSNRMetric', 'SSIMMetric', 'LPIPSMetric']
 
@@ -68,7 +71,8 @@ class BaseDenoiseMetric(BaseMetric):
             target: ``(B, C, H, W)`` ground truth in ``[-1, 1]``.
 
         Returns:
-            ``{name: (B,) tensor}`` for each name in :attr:`metric_names`.
+            ``{name: (B,) tensor}`` for each name in :attr:`metric_names`. A
+            per-batch score is returned repeated ``B`` times.
         """
         raise NotImplementedError
 
@@ -153,12 +157,28 @@ class BaseDenoiseMetric(BaseMetric):
 class PSNRMetric(BaseDenoiseMetric):
     """PSNR (dB) and MSE on the ``[0, 255]`` scale, per noise level.
 
-    Reports ``psnr@<k>``, ``noisy_psnr@<k>``, ``mse@<k>`` and ``noisy_mse@<k>``;
-    both are averages of per-image values.
+    Reports, for the model output and (``noisy_`` prefix) the noisy input:
+
+    - ``psnr@<k>``: the mean over images of each image's PSNR;
+    - ``psnr_batch@<k>``: for each evaluation batch, the PSNR of the batch's mean
+      MSE (:func:`~ebtvision.evaluation.functional.psnr_batch`), averaged over
+      batches weighted by their number of images. This is how the EBT paper's code
+      computes its test PSNR (one value per test batch of 128, averaged by
+      Lightning weighted by batch size), so it depends on the batch size and is
+      never above ``psnr@<k>`` on the same images (barring the ``max_psnr`` cap);
+    - ``mse@<k>``: the mean over images of each image's MSE (the same as the
+      size-weighted mean of batch MSEs, since every image has the same number of pixels).
+
+    In distributed evaluation each rank scores its own batches (the dataloader
+    batch size per rank), so ``psnr_batch`` is the figure for batches of that
+    size; samples that the distributed sampler repeats to even out the ranks
+    count in their batch's MSE, but their rows are dropped from the averages.
+    Within a batch, images of a different shape from the others form their own
+    group.
 
     Args:
-        max_psnr: Cap (dB) applied to each image's PSNR before averaging, so an
-            image identical to its ground truth (PSNR ``+inf``) does not make the
+        max_psnr: Cap (dB) applied to each image's PSNR (and each batch's)
+            before averaging, so an image identical to its ground truth (PSNR ``+inf``) does not make the
             average infinite. None keeps ``inf``.
         quantize: Round images to integer levels before scoring.
         collect_device: Device used to gather results across ranks.
@@ -166,7 +186,7 @@ class PSNRMetric(BaseDenoiseMetric):
         collect_dir: Directory for gathering results when ``collect_device='cpu'``.
     """
 
-    metric_names = ('psnr', 'mse')
+    metric_names = ('psnr', 'psnr_batch', 'mse')
 
     def __init__(self,
                  max_psnr: Optional[float] = 100.0,
@@ -180,13 +200,17 @@ class PSNRMetric(BaseDenoiseMetric):
         self.max_psnr = max_psnr
 
     def score(self, pred: Tensor, target: Tensor) -> Dict[str, Tensor]:
-        """Per-image PSNR (capped at ``max_psnr``) and MSE on the 0-255 scale."""
+        """Per-image PSNR, the batch's PSNR (both capped at ``max_psnr``) and
+        per-image MSE on the 0-255 scale (images clamped to it)."""
         pred = to_uint8_scale(pred, self.quantize)
         target = to_uint8_scale(target, self.quantize)
         psnr_values = psnr(pred, target, data_range=255.0)
+        batch_value = psnr_batch(pred, target, data_range=255.0)
         if self.max_psnr is not None:
             psnr_values = psnr_values.clamp(max=self.max_psnr)
-        return {'psnr': psnr_values, 'mse': mse(pred, target)}
+            batch_value = batch_value.clamp(max=self.max_psnr)
+        return {'psnr': psnr_values, 'psnr_batch': batch_value.expand(pred.shape[0]),
+                'mse': mse(pred, target)}
 
 
 @METRICS.register_module()

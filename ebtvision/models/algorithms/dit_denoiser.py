@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ebtvision.registry import MODELS
+from ..diffusion import DDPMSchedule
 from ..thinking.options import check_test_cfg, resolve_option
 from .base_denoiser import BaseDenoiser
 
@@ -21,17 +22,19 @@ class DiTDenoiser(BaseDenoiser):
             default 100), ``method`` (``'ddpm'`` or ``'ddim'``, default ``'ddim'``),
             ``start_from`` (``'true'``: start at the timestep of the real noise level,
             the DiT is told how noisy the input is; ``'train'``: always start at the
-            training level's timestep, as blind as the EBT).
+            training level's timestep, as blind as the EBT), ``respace`` and ``recurse``
+            (the reference implementation's protocol, see :meth:`reverse_schedule`).
         **kwargs: See :class:`BaseDenoiser`.
     """
 
-    TEST_CFG_KEYS = ('num_steps', 'method', 'start_from')
+    TEST_CFG_KEYS = ('num_steps', 'method', 'start_from', 'respace', 'recurse')
 
     def __init__(self, backbone: dict, test_cfg: Optional[dict] = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.backbone = MODELS.build(backbone)
         self.t_max = self.train_timestep + 1
-        self.test_cfg = dict(num_steps=100, method='ddim', start_from='true')
+        self.test_cfg = dict(num_steps=100, method='ddim', start_from='true', respace=False,
+                             recurse=0)
         given = check_test_cfg(test_cfg, self.TEST_CFG_KEYS, type(self).__name__)
         self.test_cfg.update({key: value for key, value in given.items() if value is not None})
 
@@ -40,14 +43,35 @@ class DiTDenoiser(BaseDenoiser):
         noisy, noise = self.add_noise(inputs, t)
         return dict(loss=F.mse_loss(self.backbone(noisy, t), noise))
 
+    def reverse_schedule(self, noise_level: float) -> Tuple[DDPMSchedule, int]:
+        """``(schedule, t_start)`` of the reverse process for inputs at ``noise_level``.
+
+        By default the training schedule, from the timestep of the real noise level
+        (``start_from='true'``; 199 for 0.2, which the DiT never trained on) or of the
+        training level (``'train'``). With ``respace=True`` (the reference
+        implementation's protocol) the schedule is stretched to ``t_max / level`` steps,
+        so that the DiT starts at a timestep it trained on (``int(level * steps) - 1``,
+        99 for 0.2) whose coefficients are those of the real noise level; at the training
+        level this is the training schedule itself.
+        """
+        if self.test_cfg['respace']:
+            schedule = self.schedule.stretched(int(self.t_max / noise_level))
+            return schedule, int(noise_level * schedule.num_timesteps) - 1
+        level = noise_level if self.test_cfg['start_from'] == 'true' else self.train_noise_level
+        return self.schedule, self.schedule.timestep(level)
+
     def denoise(self, noisy: torch.Tensor, noise_level: float,
                 num_steps: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        level = noise_level if self.test_cfg['start_from'] == 'true' else self.train_noise_level
-        t_start = self.schedule.timestep(level)
+        """Run the reverse process; with ``test_cfg.recurse = n`` it is run ``n`` more
+        times on its own output at levels above the training level (the reference's
+        job at 0.2 passes 2: 3 x 100 network evaluations)."""
+        schedule, t_start = self.reverse_schedule(noise_level)
+        steps = min(resolve_option('num_steps', num_steps, self.test_cfg), t_start + 1)
+        runs = 1 + (self.test_cfg['recurse'] if noise_level > self.train_noise_level else 0)
         generator = torch.Generator(device=noisy.device).manual_seed(self.eval_seed)
+        denoised = noisy
         with torch.no_grad():
-            denoised = self.schedule.reverse(
-                self.backbone, noisy, t_start,
-                num_steps=min(resolve_option('num_steps', num_steps, self.test_cfg), t_start + 1),
-                method=self.test_cfg['method'], generator=generator)
+            for _ in range(runs):
+                denoised = schedule.reverse(self.backbone, denoised, t_start, num_steps=steps,
+                                            method=self.test_cfg['method'], generator=generator)
         return denoised.clamp(-1, 1), None

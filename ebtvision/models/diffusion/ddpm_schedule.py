@@ -18,8 +18,17 @@ class DDPMSchedule:
     def __init__(self, num_timesteps: int = 1000, beta_start: float = 1e-4,
                  beta_end: float = 2e-2) -> None:
         self.num_timesteps = num_timesteps
+        self.beta_start, self.beta_end = beta_start, beta_end
         self.betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
+
+    def stretched(self, num_timesteps: int) -> 'DDPMSchedule':
+        """The same noise path over ``num_timesteps`` steps: the betas scale by
+        ``self.num_timesteps / num_timesteps``, so ``abar`` at a fraction of the schedule
+        stays about the same (the reference implementation's linear schedule for any
+        number of diffusion steps)."""
+        scale = self.num_timesteps / num_timesteps
+        return DDPMSchedule(num_timesteps, self.beta_start * scale, self.beta_end * scale)
 
     def timestep(self, noise_level: float) -> int:
         """Timestep of a noise level (fraction of the schedule)."""

@@ -55,9 +55,11 @@ class EnergyBasedModel:
                               ) -> Tuple[ThinkingTrajectory, Batch, Dict[str, torch.Tensor]]:
         """One training step of an EBT, up to the loss.
 
-        With a replay buffer part of ``batch`` (and of ``init``) is first replaced by
-        buffered samples that restart from the model's own earlier predictions; after
-        thinking the batch and its final predictions are pushed.
+        With a replay buffer, buffered samples that restart from the model's own earlier
+        predictions first join ``batch`` (and ``init``): appended after the fresh rows
+        (default) or replacing the last ones (see :class:`ReplayBuffer`); the loss covers
+        every row, and after thinking the fresh rows (``'replace'``: all rows) and their
+        final predictions are pushed.
 
         Args:
             batch: The tensors that travel with each sample through the replay buffer,
@@ -73,14 +75,14 @@ class EnergyBasedModel:
             ``loss`` (the only optimised entry) and the logged-only ``energy_first_step``,
             ``alpha``, ``energy_drop`` (several steps) and ``replayed`` (with a buffer).
         """
-        replayed = 0
+        replayed, num_fresh = 0, init.shape[0]
         if self.replay_buffer is not None:
             batch, init, replayed = self.replay_buffer.mix(batch, init)
         trajectory = self.thinker(energy_fn(batch), init, create_graph=True, transform=transform)
         loss = trajectory_loss(trajectory, batch[target_key], loss_fn(batch),
                                self.thinker.truncate)
         if self.replay_buffer is not None:
-            self.replay_buffer.push(batch, trajectory.final)
+            self.replay_buffer.push(batch, trajectory.final, num_fresh=num_fresh)
         with torch.no_grad():
             # Names without 'loss' are logged, not optimised (MMEngine's parse_losses).
             logs = dict(loss=loss, energy_first_step=trajectory.energies[0].mean(),

@@ -38,6 +38,13 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def non_negative_int(name: str, value: Any) -> int:
+    """An integer >= 0 (repetitions)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ThinkingOptionError(f'{name} must be an integer >= 0, got {value!r}')
+    return value
+
+
 def step_size(name: str, value: Any):
     """A finite step size > 0: a number, or a tensor of them (one per sample)."""
     if isinstance(value, torch.Tensor):
@@ -102,6 +109,8 @@ CHECKS: Dict[str, Callable[[str, Any], Any]] = dict(
     complete=flag,
     method=one_of('ddpm', 'ddim'),
     start_from=one_of('true', 'train'),
+    respace=flag,
+    recurse=non_negative_int,
 )
 
 #: The keys of EBT inference shared by every task.
@@ -146,7 +155,7 @@ def cli_type(check: Callable[[str, Any], Any]) -> Callable[[str], Any]:
     a bad value ends in argparse's one-line error and exit code 2."""
     def parse(text: str):
         try:
-            value = int(text) if check is positive_int else float(text)
+            value = int(text) if check in (positive_int, non_negative_int) else float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
         try:

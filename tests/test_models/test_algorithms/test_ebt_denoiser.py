@@ -122,7 +122,7 @@ def test_predict_reports_energy_maps_steps_and_candidates():
 
 def test_replay_buffer_restarts_part_of_the_batch_from_past_predictions():
     model = make_ebt(replay_buffer=dict(type='ReplayBuffer', capacity=8, replay_fraction=0.5,
-                                        seed=0)).train()
+                                        seed=0, mode='replace')).train()
     first = torch.rand(4, 3, 16, 16) * 2 - 1
     logs = model.loss(first)
     assert float(logs['replayed']) == 0 and len(model.replay_buffer) == 4

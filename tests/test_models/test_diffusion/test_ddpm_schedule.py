@@ -60,3 +60,14 @@ def test_reverse_counts_network_evaluations():
     assert len(calls) == 10 and calls[0] == 99 and calls[-1] == 0
     with pytest.raises(ValueError):
         schedule.reverse(eps, torch.zeros(1, 1, 2, 2), 9, 20)
+
+
+def test_a_stretched_schedule_keeps_the_noise_path():
+    base = DDPMSchedule()
+    same = base.stretched(1000)
+    torch.testing.assert_close(same.alphas_cumprod, base.alphas_cumprod)
+    half = base.stretched(500)  # betas doubled: step t of 500 ~ step 2t + 1 of 1000
+    assert half.num_timesteps == 500
+    torch.testing.assert_close(half.betas, torch.linspace(2e-4, 4e-2, 500, dtype=torch.float64))
+    for t in (49, 99, 249):
+        assert abs(float(half.alphas_cumprod[t]) - float(base.alphas_cumprod[2 * t + 1])) < 2e-3
