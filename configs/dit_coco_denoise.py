@@ -12,8 +12,10 @@ _base_ = [
 # is stretched per noise level so the DiT starts at a timestep it trained on (respace), and
 # above the training level the reverse process runs twice more on its own output (recurse 2).
 # tools/test.py --no-respace --recurse 0 gives ebtvision's direct protocol instead.
+# MLP hidden = width (mlp_ratio 1): job_scripts/img/pretrain_denoising/dit.sh passes
+# --ffn_dim_multiplier 1.
 model = dict(
-    backbone=dict(img_size=128, patch_size=16),
+    backbone=dict(img_size=128, patch_size=16, mlp_ratio=1.0),
     test_cfg=dict(num_steps=100, method='ddim', respace=True, recurse=2))
 
 default_hooks = dict(

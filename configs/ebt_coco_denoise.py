@@ -9,8 +9,10 @@ _base_ = [
     '_base_/default_runtime.py',
 ]
 
+# MLP hidden = width (mlp_ratio 1), as the reference's job_scripts/img/pretrain_denoising/
+# ebt_s1.sh passes --ffn_dim_multiplier 1; the quick-starts keep 4 (their README results).
 model = dict(
-    backbone=dict(img_size=128, patch_size=16),
+    backbone=dict(img_size=128, patch_size=16, mlp_ratio=1.0),
     thinker=dict(num_steps=1, alpha=3000.0, learnable_alpha=True))
 
 default_hooks = dict(

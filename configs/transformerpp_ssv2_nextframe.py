@@ -8,7 +8,9 @@ _base_ = [
     '_base_/default_runtime.py',
 ]
 
-model = dict(backbone=dict(arch='xxs'))
+# SwiGLU hidden = width (mlp_ratio 1.5 before the 2/3 factor), as the reference's
+# job_scripts/vid/pretrain/baseline_transformer_vae.sh (no --ffn_dim_multiplier).
+model = dict(backbone=dict(arch='xxs', mlp_ratio=1.5))
 
 optim_wrapper = dict(optimizer=dict(lr=1.2e-3))
 param_scheduler = [
