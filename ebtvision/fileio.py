@@ -4,8 +4,8 @@ Two things MMEngine 0.10 does not do with torch >= 2.6:
 
 * Loading. ``torch.load`` defaults to ``weights_only=True`` and refuses MMEngine's own
   resume state (``HistoryBuffer``, numpy arrays), so ``--resume`` fails; MMEngine's
-  remote loaders (http(s), ``torchvision://``, ``open-mmlab://``...) unpickle with
-  ``weights_only=False``, so a checkpoint from a URL can run code. The loaders here fetch
+  remote loaders (http(s), ``torchvision://``, ``open-mmlab://``...) unpickle without the
+  weights-only guard, so a checkpoint from a URL can run code. The loaders here fetch
   the bytes (downloads are cached under ``torch.hub.get_dir()``), then load them
   weights-only with a short allow-list of the plain-data classes MMEngine writes. A
   checkpoint holding anything else is refused with a clear error; a scheme that cannot

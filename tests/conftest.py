@@ -33,6 +33,15 @@ def _safe_checkpoint_io():
     install_safe_checkpoint_io()
 
 
+@pytest.fixture(scope='module')
+def single_thread():
+    """Tiny tensors gain nothing from intra-op threads, which thrash on a busy 2-core box."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def _two_threads():
     # Keep each test's matmuls on the 2 cores CI has, without oversubscription.
@@ -480,7 +489,9 @@ def weights(path):
     return load_checkpoint_weights_only(path, map_location='cpu')['state_dict']
 
 
-VIDEO_CONFIG = """
+# A tiny next-frame model over 16 px frames (kind 'ebt', 'tpp', or 'latents': no encoder,
+# nothing to decode) and its clip pipeline; format with kind=...
+TINY_VIDEO_MODEL = """
 default_scope = 'ebtvision'
 kind = '{kind}'
 _arch = dict(depth=1, num_heads=2, embed_dims=16)
@@ -492,14 +503,20 @@ if kind == 'ebt':
                  thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=1.0,
                               random_step_size_scale=2.0, random_step_size_dims=2),
                  test_cfg=dict(decode=True))
-    _paramwise = dict(custom_keys={{'thinker.alpha': dict(lr_mult=3.0, decay_mult=0.0)}})
-else:
+elif kind == 'tpp':
     model = dict(type='TransformerPPNextFrame', encoder=_encoder, frame_size=16,
                  backbone=dict(type='CausalTransformer', arch=_arch),
                  head=dict(type='NextFrameHead'), test_cfg=dict(decode=True))
-    _paramwise = dict()
+else:
+    model = dict(type='TransformerPPNextFrame', latent_shape=(48, 4, 4),
+                 backbone=dict(type='CausalTransformer', arch=_arch),
+                 head=dict(type='NextFrameHead'))
 _pipeline = [dict(type='LoadVideoClip'), dict(type='VideoResize', short_side=16),
              dict(type='VideoCenterCrop', size=16), dict(type='PackVideoInputs')]
+"""
+VIDEO_CONFIG = TINY_VIDEO_MODEL + """
+_paramwise = (dict(custom_keys={{'thinker.alpha': dict(lr_mult=3.0, decay_mult=0.0)}})
+              if kind == 'ebt' else dict())
 _clip = dict(data_root='{root}', clip_len=5, time_between_frames=0.2, pipeline=_pipeline)
 train_dataloader = dict(batch_size=2, num_workers=0,
                         sampler=dict(type='InfiniteSampler', shuffle=True),

@@ -4,7 +4,7 @@ options refused for Transformer++."""
 import numpy as np
 import pytest
 import torch
-from conftest import write_video
+from conftest import TINY_VIDEO_MODEL, write_video
 from mmengine.config import Config
 
 from ebtvision.apis import (ModelLoadError, NextFrameInferencer, NextFrameResult, VideoClip,
@@ -13,25 +13,7 @@ from ebtvision.apis.options import ThinkingOptionError
 from ebtvision.models.heads import frame_errors
 from ebtvision.visualization import to_uint8_hwc
 
-CONFIG = """
-kind = '{kind}'
-_arch = dict(depth=1, num_heads=2, embed_dims=16)
-_encoder = dict(type='PixelPatchEncoder', patch_size=4)
-if kind == 'ebt':
-    model = dict(type='EBTNextFrame', encoder=_encoder, frame_size=16,
-                 backbone=dict(type='CausalEBT', arch=_arch, max_steps=2),
-                 head=dict(type='NextFrameHead'),
-                 thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=1.0))
-elif kind == 'tpp':
-    model = dict(type='TransformerPPNextFrame', encoder=_encoder, frame_size=16,
-                 backbone=dict(type='CausalTransformer', arch=_arch),
-                 head=dict(type='NextFrameHead'))
-else:  # latents only: nothing to decode
-    model = dict(type='TransformerPPNextFrame', latent_shape=(48, 4, 4),
-                 backbone=dict(type='CausalTransformer', arch=_arch),
-                 head=dict(type='NextFrameHead'))
-_pipeline = [dict(type='LoadVideoClip'), dict(type='VideoResize', short_side=16),
-             dict(type='VideoCenterCrop', size=16), dict(type='PackVideoInputs')]
+CONFIG = TINY_VIDEO_MODEL + """
 val_dataloader = dict(dataset=dict(type='VideoFolderDataset', data_root='{root}', clip_len=5,
                                    time_between_frames=0.2, time_range=(0.5, 1),
                                    pipeline=_pipeline, test_mode=True))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import write_video
+from conftest import TINY_VIDEO_MODEL, write_video
 from mmengine.config import Config
 
 from ebtvision.visualization.video import read_video_frames
@@ -18,23 +18,7 @@ import predict_video  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """
-default_scope = 'ebtvision'
-kind = '{kind}'
-_arch = dict(depth=1, num_heads=2, embed_dims=16)
-_encoder = dict(type='PixelPatchEncoder', patch_size=4)
-if kind == 'ebt':
-    model = dict(type='EBTNextFrame', encoder=_encoder, frame_size=16,
-                 backbone=dict(type='CausalEBT', arch=_arch, max_steps=2),
-                 head=dict(type='NextFrameHead'),
-                 thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=1.0),
-                 test_cfg=dict(decode=True))
-else:
-    model = dict(type='TransformerPPNextFrame', encoder=_encoder, frame_size=16,
-                 backbone=dict(type='CausalTransformer', arch=_arch),
-                 head=dict(type='NextFrameHead'), test_cfg=dict(decode=True))
-_pipeline = [dict(type='LoadVideoClip'), dict(type='VideoResize', short_side=16),
-             dict(type='VideoCenterCrop', size=16), dict(type='PackVideoInputs')]
+CONFIG = TINY_VIDEO_MODEL + """
 _clip = dict(data_root='{root}', clip_len=5, time_between_frames=0.2, pipeline=_pipeline)
 val_dataloader = dict(batch_size=2, num_workers=0,
                       sampler=dict(type='DefaultSampler', shuffle=False),

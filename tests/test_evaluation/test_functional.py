@@ -9,13 +9,7 @@ from ebtvision.evaluation.functional import (LPIPSScorer, build_lpips, mse, psnr
                                              to_uint8_scale)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, which thrash on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def test_to_uint8_scale_maps_and_clamps():

@@ -15,13 +15,7 @@ from ebtvision.structures import DenoiseDataSample
 LEVELS = ('0.1', '0.5')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, which thrash on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def make_samples(num, seed=0, size=16, as_element=False):

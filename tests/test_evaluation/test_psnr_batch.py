@@ -15,13 +15,7 @@ from ebtvision.evaluation.functional import psnr, psnr_batch
 LEVELS = ('0.1', '0.2')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, which thrash on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @pytest.fixture

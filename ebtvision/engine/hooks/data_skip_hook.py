@@ -121,13 +121,23 @@ class DataSkipHook(Hook):
         self._report(where, self._epoch)
         self._epoch = []
 
-    # -- evaluation -------------------------------------------------------------------
-    def _before_eval(self) -> None:
-        self._eval = []
+    # -- evaluation: validation and test, through MMEngine's mode-dispatching hooks --
+    def _before_epoch(self, runner, mode: str = 'train') -> None:
+        if mode != 'train':
+            self._eval = []
 
-    def _after_eval(self, name: str, dataloader: Any) -> None:
+    def _after_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None,
+                    mode: str = 'train') -> None:
+        if mode != 'train':
+            self._eval.extend(skipped_files_of(data_batch))
+
+    def _after_epoch(self, runner, mode: str = 'train') -> None:
+        if mode == 'train':
+            return
+        name = 'Validation' if mode == 'val' else 'Test'
         if self._eval:
             self._report(name, self._eval, training=False)
+        dataloader = runner.val_dataloader if mode == 'val' else runner.test_dataloader
         dataset = getattr(dataloader, 'dataset', None)
         if dataset is not None and id(dataset) not in self._reported_datasets:
             self._reported_datasets.add(id(dataset))
@@ -137,29 +147,3 @@ class DataSkipHook(Hook):
                     f'{name} set: {len(excluded)} unusable file(s) were excluded when it was '
                     f'built: {_listing(excluded, self.max_listed)}')
         self._eval = []
-
-    def before_val_epoch(self, runner) -> None:
-        self._before_eval()
-
-    def after_val_iter(self,
-                       runner,
-                       batch_idx: int,
-                       data_batch: Any = None,
-                       outputs: Any = None) -> None:
-        self._eval.extend(skipped_files_of(data_batch))
-
-    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        self._after_eval('Validation', runner.val_dataloader)
-
-    def before_test_epoch(self, runner) -> None:
-        self._before_eval()
-
-    def after_test_iter(self,
-                        runner,
-                        batch_idx: int,
-                        data_batch: Any = None,
-                        outputs: Any = None) -> None:
-        self._eval.extend(skipped_files_of(data_batch))
-
-    def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        self._after_eval('Test', runner.test_dataloader)
