@@ -1,0 +1,1 @@
+"""Per-family harnesses of ``tools/benchmark/parity.py`` (reference side and ours)."""
