@@ -114,6 +114,76 @@ def load_checkpoint_weights_only(filename: Union[str, os.PathLike],
     return _weights_only_load(filename, filename, map_location)
 
 
+class ForeignObject(dict):
+    """What a class outside the allow-list becomes in :func:`load_foreign_checkpoint`.
+
+    An inert record: the arguments it was called with and the state pickle gave it
+    (``args``, ``state``; items set on it are kept as a dict). Nothing of the original
+    class runs.
+    """
+    origin = 'unknown'
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.args, self.state = args, kwargs or None
+
+    def __setstate__(self, state):
+        self.state = state
+        if isinstance(state, dict):
+            self.update(state)
+
+    def __call__(self, *args, **kwargs):  # a stand-in for a function returns a record
+        return self.__class__(*args, **kwargs)
+
+    def __repr__(self):
+        return f'<{self.origin} (not loaded)>'
+
+
+def _foreign_pickle_module():
+    """A pickle module whose Unpickler builds torch's tensor types and plain data, and
+    replaces every other global by an inert :class:`ForeignObject` subclass."""
+    from torch import _weights_only_unpickler
+    allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    allowed.update({f'{obj.__module__}.{obj.__qualname__}': obj for obj in SAFE_GLOBALS})
+
+    class Unpickler(pickle.Unpickler):
+
+        def find_class(self, module, name):
+            found = allowed.get(f'{module}.{name}')
+            if found is not None:
+                return found
+            if module in ('builtins', 'collections') and name in ('dict', 'list', 'tuple',
+                                                                  'set', 'OrderedDict'):
+                return super().find_class(module, name)
+            return type(name, (ForeignObject, ), dict(origin=f'{module}.{name}'))
+
+    return type('foreign_pickle', (), dict(Unpickler=Unpickler, load=pickle.load,
+                                           __name__='foreign_pickle'))
+
+
+def load_foreign_checkpoint(filename: Union[str, os.PathLike],
+                            map_location: Optional[Union[str, torch.device]] = 'cpu'):
+    """Load a checkpoint written by another framework (e.g. a Lightning checkpoint of
+    the reference implementation) without executing code from it.
+
+    Such files pickle their trainer's objects (hyper-parameter namespaces, callbacks),
+    which a weights-only load refuses outright. Here tensors and plain containers load
+    as usual and every other object becomes an inert :class:`ForeignObject`: no class or
+    function named in the file is imported or called.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=False,
+                          pickle_module=_foreign_pickle_module())
+    except Exception as error:  # noqa: BLE001  a damaged or non-torch file
+        if osp.getsize(filename) == 0:
+            raise CheckpointLoadError(filename, 'is empty (0 bytes)') from None
+        raise CheckpointLoadError(filename, 'is unreadable (truncated or not a torch '
+                                  f'checkpoint): {_first_sentence(error)}') from None
+
+
 def load_from_local_file(filename: str, map_location=None):
     """MMEngine's local scheme (its log line names the loader after ``load_from_``)."""
     return load_checkpoint_weights_only(filename, map_location)

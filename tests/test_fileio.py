@@ -344,3 +344,34 @@ def test_tools_demo_and_api_refuse_a_crafted_url_checkpoint(served, tiny_config,
     loaded = init_model(config, f'{base}/good.pth')
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
+
+
+# ------------------------------------------------------------------ foreign checkpoints
+
+def test_foreign_checkpoint_keeps_tensors_and_runs_nothing(tmp_path):
+    """A Lightning-style file: tensors load, a namespace becomes an inert record, and an
+    object whose unpickling would run a command runs nothing."""
+    import argparse
+    from ebtvision.fileio import ForeignObject, load_foreign_checkpoint
+    marker = tmp_path / 'MARKER'
+    path = tmp_path / 'reference.ckpt'
+    torch.save(dict(state_dict={'model.w': torch.arange(3.0)},
+                    hyper_parameters=argparse.Namespace(embedding_dim=32),
+                    callbacks=[RunsCode(marker)]), path)
+    checkpoint = load_foreign_checkpoint(path)
+    assert torch.equal(checkpoint['state_dict']['model.w'], torch.arange(3.0))
+    hparams = checkpoint['hyper_parameters']
+    assert isinstance(hparams, ForeignObject) and hparams['embedding_dim'] == 32
+    assert 'argparse.Namespace' in repr(hparams)
+    assert isinstance(checkpoint['callbacks'][0], ForeignObject)
+    assert not marker.exists()
+
+
+def test_foreign_checkpoint_errors_name_the_file(tmp_path):
+    from ebtvision.fileio import CheckpointLoadError, load_foreign_checkpoint
+    broken = tmp_path / 'broken.ckpt'
+    broken.write_bytes(b'not a checkpoint')
+    with pytest.raises(CheckpointLoadError, match='broken.ckpt is unreadable'):
+        load_foreign_checkpoint(broken)
+    with pytest.raises(FileNotFoundError, match='missing.ckpt does not exist'):
+        load_foreign_checkpoint(tmp_path / 'missing.ckpt')

@@ -4,11 +4,13 @@
 data_root = 'data/coco'
 img_size = 128
 
+# Training images are centre-cropped and never flipped, as in the reference's image
+# training (its ADM-style centre crop; it left flips out). Its resize is a box-filter
+# halving then bicubic; ours is a single resize of the short side.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', size=img_size, keep_ratio=True),
-    dict(type='RandomCrop', size=img_size),
-    dict(type='RandomFlip', prob=0.5),
+    dict(type='CenterCrop', size=img_size),
     dict(type='NormalizeToSymmetric'),
     dict(type='PackDenoiseInputs'),
 ]

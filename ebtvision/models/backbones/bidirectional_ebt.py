@@ -18,8 +18,8 @@ class BidirectionalEBT(AdaLNImageTransformer):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.learned_condition = nn.Parameter(torch.zeros(1, self.embed_dims))
-        nn.init.normal_(self.learned_condition, std=0.02)
+        # N(0, 1), the reference's (an nn.Embedding with one row, default init).
+        self.learned_condition = nn.Parameter(torch.randn(1, self.embed_dims))
         self.final_layer = AdaLNFinalLayer(self.embed_dims, 1, bias=False)
 
     def condition(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
