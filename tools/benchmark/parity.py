@@ -18,7 +18,6 @@ Its Lightning, torchmetrics and diffusers imports are replaced by stubs; timm is
 The last line reads ``parity: K/N families match``; a family matches when the loss, the
 largest relative gradient difference and the evaluation output all agree to 1e-9.
 """
-import argparse
 import importlib
 import os.path as osp
 import sys

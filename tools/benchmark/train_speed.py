@@ -13,8 +13,8 @@ N(0, 0.02) (in both implementations) before timing.
 With ``--reference-repo PATH`` (a directory holding the authors' ``model/`` package from
 https://github.com/alexiglad/EBT, e.g. exported with ``git archive HEAD model | tar -x -C
 PATH``; needs ``timm``), their EBT and DiT denoisers are timed in the same process,
-interleaved with ours, and their EBT is first checked to compute the same loss and
-gradients as ours from the same weights and noisy images. ``pytorch_lightning``,
+interleaved with ours (``tools/benchmark/parity.py`` proves that both compute the same
+losses and gradients from the same weights). ``pytorch_lightning``,
 ``torchmetrics`` and ``diffusers`` are only imported by their files, never used on this
 path, and are replaced by stub modules.
 
@@ -42,7 +42,6 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -50,6 +49,9 @@ from torch import nn
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from parity_families.common import (HParams, install_reference_stubs,  # noqa: E402
+                                    perturb_zero_weights)
 
 IMPLEMENTATIONS = ('ours_ebt', 'ours_dit', 'ref_ebt', 'ref_dit')
 
@@ -72,22 +74,12 @@ def parse_args(argv=None):
     parser.add_argument('--only', nargs='+', choices=IMPLEMENTATIONS, default=None,
                         help='time only these implementations')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory runs')
-    parser.add_argument('--no-check', action='store_true',
-                        help="skip the ours-vs-theirs numerics check")
     parser.add_argument('--measure-memory', choices=IMPLEMENTATIONS, default=None,
                         help=argparse.SUPPRESS)  # internal: one subprocess per model
     return parser.parse_args(argv)
 
 
 # ----------------------------------------------------------------------------- helpers
-def perturb_zero_weights(model: nn.Module, std: float = 0.02) -> None:
-    """Re-draw every all-zero weight tensor (adaLN-Zero, output layers, biases)."""
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() > 0 and not param.detach().any():
-                param.normal_(0.0, std)
-
-
 def arch_settings(arch: str) -> Dict[str, int]:
     from ebtvision.models.backbones import resolve_arch
     return resolve_arch(arch)
@@ -117,47 +109,12 @@ def ours_step(model: nn.Module, images: torch.Tensor) -> Callable[[], None]:
 
 
 # ----------------------------------------------------------------------------- theirs
-class _HParams(dict):
-    """The attribute-dict Lightning gives ``self.hparams``."""
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError as error:
-            raise AttributeError(name) from error
-
-    def __setattr__(self, name, value):
-        self[name] = value
-
-
-def _install_reference_stubs() -> None:
-    """Stand-ins for packages the authors' files import but this path never uses."""
-
-    class LightningModule(nn.Module):
-
-        def __init__(self, *args, **kwargs):
-            super().__init__()
-            self.hparams = _HParams()
-
-    stubs = {
-        'pytorch_lightning': dict(LightningModule=LightningModule),
-        'torchmetrics': dict(Accuracy=object),
-        'diffusers': dict(AutoencoderKL=object),
-    }
-    for name, attrs in stubs.items():
-        if name in sys.modules:
-            continue
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        sys.modules[name] = module
-
-
-def reference_hparams(args) -> _HParams:
+def reference_hparams(args) -> HParams:
     """Their image-denoising hyper-parameters (train_model.py defaults, job_scripts/img/
     pretrain_denoising) with our benchmark's size; S1 EBT: no randomisation, no Langevin,
     detach between steps, no truncation, no gradient clamp."""
     arch = arch_settings(args.arch)
-    return _HParams(
+    return HParams(
         image_task='denoising', image_dims=[args.img_size, args.img_size],
         patch_size=args.patch_size, embedding_dim=arch['embed_dims'],
         num_transformer_blocks=arch['depth'], multiheaded_attention_heads=arch['num_heads'],
@@ -180,7 +137,7 @@ def import_reference(path: str):
         import timm  # noqa: F401
     except ImportError as error:
         raise ImportError("the authors' models need timm: pip install timm") from error
-    _install_reference_stubs()
+    install_reference_stubs()
     if path not in sys.path:
         sys.path.insert(0, path)
     from model.img.dit_denoise import Diffusion_Transformer_IMG_Denoise
@@ -221,59 +178,6 @@ def reference_step(model: nn.Module, images: torch.Tensor, which: str) -> Callab
         loss_fn(model, images).backward()
 
     return step
-
-
-# ----------------------------------------------------------------------------- numerics
-def copy_ours_into_reference(ours: nn.Module, theirs: nn.Module) -> list:
-    """Load our EBT's weights into their EBT (same architecture, other names)."""
-    src = ours.backbone
-    dst = theirs.transformer
-    pairs = [(src.patch_embed.proj, dst.x_embedder.proj),
-             (src.final_layer.linear, dst.final_layer.linear),
-             (src.final_layer.adaLN_modulation[1], dst.final_layer.adaLN_modulation[1])]
-    for a, b in zip(src.blocks, dst.blocks):
-        pairs += [(a.attn.qkv, b.attn.qkv), (a.attn.proj, b.attn.proj), (a.mlp[0], b.mlp.fc1),
-                  (a.mlp[2], b.mlp.fc2), (a.adaLN_modulation[1], b.adaLN_modulation[1])]
-    with torch.no_grad():
-        for a, b in pairs:
-            b.weight.copy_(a.weight)
-            if a.bias is not None:
-                b.bias.copy_(a.bias)
-        theirs.learned_adaln_condition.weight.copy_(src.learned_condition)
-        theirs.alpha.copy_(ours.thinker.alpha)
-        if not torch.equal(dst.pos_embed.float(), src.pos_embed.float()):
-            raise AssertionError('position embeddings differ')
-    return pairs
-
-
-def check_numerics(args, ours: nn.Module, theirs: nn.Module) -> str:
-    """Same weights, same noisy images: loss and every gradient of ours vs theirs."""
-    from ebtvision.models.thinking import trajectory_loss
-    pairs = copy_ours_into_reference(ours, theirs)
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    shape = (args.batch_size, 3, args.img_size, args.img_size)
-    images = torch.rand(shape, generator=generator) * 2 - 1
-    noisy, _ = ours.add_noise(images, ours.train_timestep,
-                              torch.randn(shape, generator=generator))
-    for model in (ours, theirs):
-        model.zero_grad(set_to_none=True)
-    trajectory = ours.thinker(ours.energy, noisy, create_graph=True)
-    loss_ours = trajectory_loss(trajectory, images, ours.loss_fn, ours.thinker.truncate)
-    loss_ours.backward()
-    loss_theirs = reference_ebt_loss(theirs, images, noisy)
-    loss_theirs.backward()
-    grads = [(a.weight.grad, b.weight.grad) for a, b in pairs]
-    grads += [(a.bias.grad, b.bias.grad) for a, b in pairs if a.bias is not None]
-    grads += [(ours.backbone.learned_condition.grad, theirs.learned_adaln_condition.weight.grad),
-              (ours.thinker.alpha.grad, theirs.alpha.grad)]
-    worst = max(((g1 - g2).abs().max() / g2.abs().max().clamp_min(1e-30)).item()
-                for g1, g2 in grads)
-    for model in (ours, theirs):
-        model.zero_grad(set_to_none=True)
-    loss_diff = abs(loss_ours.item() - loss_theirs.item()) / abs(loss_theirs.item())
-    return (f'numerics, same weights and noisy images: loss ours {loss_ours.item():.8f} '
-            f'theirs {loss_theirs.item():.8f} (rel. diff {loss_diff:.1e}); '
-            f'{len(grads)} gradients, max |ours - theirs| / max|theirs| = {worst:.1e}')
 
 
 # ----------------------------------------------------------------------------- timing
@@ -405,8 +309,6 @@ def main(argv=None) -> None:
           'rounds; median (min) seconds per step')
 
     models = {name: build(args, name) for name in names}
-    if 'ours_ebt' in models and 'ref_ebt' in models and not args.no_check:
-        print(check_numerics(args, models['ours_ebt'], models['ref_ebt']))
     torch.manual_seed(args.seed)
     images = torch.rand(args.batch_size, 3, args.img_size, args.img_size) * 2 - 1
     steps = {name: make_step(name, models[name], images) for name in names}
