@@ -12,11 +12,20 @@ _base_ = [
     '_base_/default_runtime.py',
 ]
 
-# SwiGLU hidden = width (mlp_ratio 1.5 before the 2/3 factor): the reference's video jobs
-# (job_scripts/vid/pretrain/ebt_s1_vae.sh) leave --ffn_dim_multiplier unset, which makes
-# the hidden size the width (model/ar_transformer.py, the FeedForward).
+# Follows job_scripts/vid/pretrain/ebt_s1_vae.sh of the reference:
+# - SwiGLU hidden = width (mlp_ratio 1.5 before the 2/3 factor): the job leaves
+#   --ffn_dim_multiplier unset, which makes the hidden size the width.
+# - step_condition='token': --ebt_type time_embed prepends a step token that real frames
+#   and candidates attend to. Our 'add' (a step vector on the candidates only) would let
+#   real frames be KV-cached across thinking steps and rollout frames, but it is not the
+#   model the paper trained; with 'token' rollouts re-read the clip (as the reference).
+# - rotary_layout='interleaved' and Xavier-normal init, the reference's, so that its
+#   checkpoints load (tools/model_converters/from_reference.py) and training starts alike.
+# - latents not scaled by 0.18215 (no --sdxl_vae_standardization; see the base model).
 model = dict(
-    backbone=dict(arch='xxs', max_steps=2, mlp_ratio=1.5),
+    backbone=dict(arch='xxs', max_steps=2, mlp_ratio=1.5, step_condition='token',
+                  rotary_layout='interleaved', weight_init='xavier'),
+    head=dict(weight_init='xavier'),
     thinker=dict(num_steps=2, alpha=30000.0, learnable_alpha=True))
 
 # alpha's lr multiplier (3 x alpha = 90000) comes from the schedule's optimizer constructor.

@@ -4,7 +4,9 @@
 #   python tools/extract_latents.py configs/ebt_ssv2_nextframe.py    # once; resumable
 #   python tools/train.py configs/ebt_ssv2_nextframe_cached.py
 # Same model, clips (0.25 s, 17 frames, random start in training) and schedule; the
-# losses equal on-the-fly encoding for the same clips (tested).
+# losses equal on-the-fly encoding for the same clips (tested). The cache stores what
+# the extracting config's encoder outputs (here unscaled latent means; index.json records
+# that encoder config): train only with a config whose encoder matches it.
 _base_ = ['ebt_ssv2_nextframe.py']
 
 cache_dir = 'data/ssv2/latents/ebt_ssv2_nextframe'

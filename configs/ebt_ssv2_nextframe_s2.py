@@ -2,14 +2,23 @@
 # section 2), following the authors' S2 video job: the graph kept between steps with
 # the loss on the last step only (truncate), a replay buffer of past predictions,
 # Langevin noise (sigma 1), random step size per frame (scale 2), and 2-3 steps on the
-# final landscape (one landscape, alpha 3000, lr multiplier 9000).
+# final landscape (one landscape, alpha 3000), as job_scripts/vid/pretrain/ebt_s2_vae.sh:
+# - alpha stays fixed: the job does not pass --mcmc_step_size_learnable.
+# - the Langevin noise goes on the candidate's embedding for each energy evaluation only
+#   (model/vid/ebt.py adds it after the down-projection; the latent keeps no noise).
+# - latents x 0.18215: this job alone passes --sdxl_vae_standardization. A latent cache
+#   for this config must be extracted with it (its own cache_dir): caches store what the
+#   config's encoder outputs.
 _base_ = ['ebt_ssv2_nextframe.py']
 
 model = dict(
+    encoder=dict(use_scaling=True),
     backbone=dict(max_steps=1),
     thinker=dict(
         num_steps=1,
         alpha=3000.0,
+        learnable_alpha=False,
+        langevin_space='embedding',
         final_landscape_repeats=(2, 3),
         random_step_size_scale=2.0,
         random_step_size_dims=2,

@@ -1,7 +1,8 @@
 # EBT language model on Dyck-2 completion (ebt-method.md section 6): candidates are logits
 # over the byte vocabulary (random start), embedded as softmax(logits) @ E by the shared
-# TextHead and scored by a causal EBT. S1 setting of the paper: alpha 500 (lr multiplier
-# 1500), 2 thinking steps. A 2-core CPU finishes it in minutes:
+# TextHead and scored by a causal EBT. S1 setting of the paper (alpha 500, lr multiplier
+# 1500, 2 thinking steps; see _base_/models/ebt_text.py for how it relates to the
+# reference's job_scripts/nlp/pretrain/ebt_s1.sh). A 2-core CPU finishes it in minutes:
 #   python tools/train.py configs/ebt_text_dyck.py
 #   python tools/test.py configs/ebt_text_dyck.py work_dirs/ebt_text_dyck/iter_800.pth \
 #       --thinking-steps 4 --num-candidates 4        # the OOD test set (longer, deeper)

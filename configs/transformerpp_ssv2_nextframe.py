@@ -8,9 +8,15 @@ _base_ = [
     '_base_/default_runtime.py',
 ]
 
-# SwiGLU hidden = width (mlp_ratio 1.5 before the 2/3 factor), as the reference's
-# job_scripts/vid/pretrain/baseline_transformer_vae.sh (no --ffn_dim_multiplier).
-model = dict(backbone=dict(arch='xxs', mlp_ratio=1.5))
+# Follows the reference's job_scripts/vid/pretrain/baseline_transformer_vae.sh:
+# SwiGLU hidden = width (mlp_ratio 1.5 before the 2/3 factor; no --ffn_dim_multiplier),
+# the extra bias-free width -> width layer before the latent projection that its
+# model/vid/baseline_transformer.py has (output_linear), its interleaved rotary layout and
+# Xavier-normal init (its checkpoints load), and unscaled latents (see the base model).
+model = dict(
+    backbone=dict(arch='xxs', mlp_ratio=1.5, rotary_layout='interleaved',
+                  weight_init='xavier'),
+    head=dict(output_linear=True, weight_init='xavier'))
 
 optim_wrapper = dict(optimizer=dict(lr=1.2e-3))
 param_scheduler = [

@@ -19,7 +19,11 @@ def test_ssv2_s1_is_the_papers_xxs_setting():
     model, data = cfg.model, cfg.train_dataloader
     assert model.backbone.arch == 'xxs' and model.frame_size == 224
     assert model.encoder.pretrained == 'stabilityai/sd-vae-ft-mse'
-    assert model.encoder.scaling_factor == 0.18215
+    # Unscaled latent means: the reference's S1 job has no --sdxl_vae_standardization.
+    assert model.encoder.scaling_factor == 0.18215 and not model.encoder.use_scaling
+    assert model.backbone.step_condition == 'token'  # --ebt_type time_embed
+    assert model.backbone.rotary_layout == 'interleaved'  # its checkpoints load
+    assert model.backbone.weight_init == model.head.weight_init == 'xavier'
     assert model.head.get('initial_candidate', 'noise') == 'noise'  # N(0, I) starts
     assert model.thinker.num_steps == 2 and model.thinker.alpha == 30000
     assert cfg.optim_wrapper.constructor == 'ThinkerAlphaOptimWrapperConstructor'  # 90000
@@ -35,8 +39,15 @@ def test_s2_transformerpp_and_cached_variants():
     assert s2.model.thinker.truncate and not s2.model.thinker.detach_between_steps
     assert s2.model.thinker.langevin_sigma > 0 and s2.model.thinker.random_step_size_scale == 2
     assert s2.model.replay_buffer.type == 'ReplayBuffer'
+    # job_scripts/vid/pretrain/ebt_s2_vae.sh: fixed alpha, noise on the projected
+    # embedding, latents x 0.18215 (--sdxl_vae_standardization).
+    assert not s2.model.thinker.learnable_alpha
+    assert s2.model.thinker.langevin_space == 'embedding'
+    assert s2.model.encoder.use_scaling
     tpp = load('transformerpp_ssv2_nextframe.py')
     assert tpp.model.type == 'TransformerPPNextFrame'
+    assert not tpp.model.encoder.use_scaling and tpp.model.head.output_linear
+    assert tpp.model.backbone.rotary_layout == 'interleaved'
     assert tpp.optim_wrapper.optimizer.lr == pytest.approx(3 * 4e-4)
     cached = load('ebt_ssv2_nextframe_cached.py')
     assert cached.train_dataloader.dataset.type == 'LatentClipDataset'

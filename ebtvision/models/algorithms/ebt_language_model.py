@@ -15,10 +15,11 @@ class EBTLanguageModel(EnergyBasedModel, LanguageModel):
     """A causal EBT scores candidate next-token distributions given the real tokens.
 
     Candidates are logits (random start), normalised and embedded by the shared
-    :class:`TextHead` as ``softmax(logits) @ E``; all T candidates of a sequence are scored in one pass and
-    optimised by the shared thinking loop with every S2 option (replay buffer, Langevin
-    noise, random step size and steps). The cross-entropy of the candidates' logits is
-    backpropagated through the loop.
+    :class:`TextHead` (``softmax(logits) @ E``, or its untied ``candidate_embed='linear'``);
+    all T candidates of a sequence are scored in one pass and optimised by the shared
+    thinking loop with every S2 option (replay buffer, Langevin noise, random step size and
+    steps). The cross-entropy of the candidates' logits (the mean over the steps, or the
+    last step's with ``truncate``) is backpropagated through the loop.
 
     Args:
         thinker: Config of :class:`EnergyMinimizer`.

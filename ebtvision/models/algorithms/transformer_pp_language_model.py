@@ -11,7 +11,8 @@ from .language_model import LanguageModel, TextPrediction
 
 @MODELS.register_module()
 class TransformerPPLanguageModel(LanguageModel):
-    """Llama-style decoder predicting next-token logits through the tied embedding."""
+    """Llama-style decoder predicting next-token logits through the text head (the tied
+    embedding, or its own ``output_proj='linear'``)."""
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Optional[List[TextDataSample]] = None) -> Dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from ebtvision.registry import MODELS
 from ..layers.kv_cache import KVCache
-from ..layers.llama import LlamaBlock, RMSNorm, rotary_tables
+from ..layers.llama import LlamaBlock, RMSNorm, rotary_tables, xavier_normal_
 from .arch_settings import resolve_arch
 
 
@@ -25,19 +25,34 @@ class CausalTransformer(BaseModule):
     Args:
         arch: Size name (see ``ARCH_SETTINGS``) or dict(depth, num_heads, embed_dims).
         mlp_ratio: SwiGLU width ratio.
+        norm_eps: Epsilon of every RMSNorm (1e-5, the reference's and Llama 2's).
+        rotary_layout: ``'half'`` or ``'interleaved'`` (the reference's) pairing of the
+            rotary dims (see ``ROTARY_LAYOUTS`` in ``layers/llama.py``); reference
+            checkpoints need ``'interleaved'``.
+        weight_init: ``'torch'`` (PyTorch's default) or ``'xavier'`` (Xavier normal, the
+            reference's) for the linear layers.
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, arch: Union[str, dict] = 'xxs', mlp_ratio: float = 4.0,
-                 init_cfg=None) -> None:
+                 norm_eps: float = 1e-5, rotary_layout: str = 'half',
+                 weight_init: str = 'torch', init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         settings = resolve_arch(arch)
         self.embed_dims = settings['embed_dims']
         self.num_heads = settings['num_heads']
+        self.rotary_layout = rotary_layout
+        self.weight_init = weight_init
         self.blocks = nn.ModuleList(
-            LlamaBlock(self.embed_dims, self.num_heads, mlp_ratio)
+            LlamaBlock(self.embed_dims, self.num_heads, mlp_ratio, norm_eps, rotary_layout,
+                       weight_init)
             for _ in range(settings['depth']))
-        self.norm = RMSNorm(self.embed_dims)
+        self.norm = RMSNorm(self.embed_dims, norm_eps)
+
+    def init_linear(self, linear: nn.Linear) -> None:
+        """Initialise a linear layer a subclass adds the way ``weight_init`` says."""
+        if self.weight_init == 'xavier':
+            xavier_normal_(linear)
 
     def run_blocks(self, tokens: torch.Tensor, positions: torch.Tensor,
                    mask: Optional[torch.Tensor], cache: Optional[KVCache] = None,
@@ -47,7 +62,8 @@ class CausalTransformer(BaseModule):
         With a ``cache`` the tokens also attend to the cached ones (``mask`` then spans
         cached + new keys); ``append`` adds the tokens' own keys and values to it.
         """
-        cos, sin = rotary_tables(positions.to(tokens.device), self.embed_dims // self.num_heads)
+        cos, sin = rotary_tables(positions.to(tokens.device), self.embed_dims // self.num_heads,
+                                 layout=self.rotary_layout)
         new_keys_values = []
         for index, block in enumerate(self.blocks):
             past = cache.past(index) if cache is not None else None

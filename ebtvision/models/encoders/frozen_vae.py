@@ -1,9 +1,11 @@
 """Frozen Stable-Diffusion VAE (diffusers ``AutoencoderKL``) as a frame encoder.
 
 The next-frame models of ebt-method.md section 5 work on SD-VAE latent means: a 224 px frame
-becomes a ``4 x 28 x 28`` latent (x 0.18215). Weights come from ``pretrained`` (a local
-``save_pretrained`` folder or a Hugging Face id already in the local cache) and are loaded
-offline only; they are not written into training checkpoints unless ``save_weights=True``.
+becomes a ``4 x 28 x 28`` latent (x 0.18215 with ``use_scaling``: the reference's S1 and
+Transformer++ video jobs use the unscaled means, its S2 job the scaled ones). Weights come
+from ``pretrained`` (a local ``save_pretrained`` folder or a Hugging Face id already in the
+local cache) and are loaded offline only; they are not written into training checkpoints
+unless ``save_weights=True``.
 """
 import os.path as osp
 import re
@@ -193,7 +195,8 @@ class FrozenVAEEncoder(BaseFrameEncoder):
         subfolder: Folder of the VAE inside ``pretrained`` (``'vae'`` of a full SD repo).
         scaling_factor: Latent scale (0.18215 for the SD 1.x VAE); None reads it from the
             VAE config.
-        use_scaling: Multiply latents by ``scaling_factor`` (the paper: optionally).
+        use_scaling: Multiply latents by ``scaling_factor`` (the reference's
+            ``--sdxl_vae_standardization``).
         vae_cfg: ``AutoencoderKL`` keyword arguments or a name in :data:`VAE_ARCHS`, for a
             randomly initialised VAE (needs ``pretrained=None``).
         max_batch: Frames per VAE call; None for all at once.

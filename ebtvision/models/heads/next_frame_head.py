@@ -8,6 +8,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ebtvision.registry import MODELS
+from ..layers.llama import WEIGHT_INITS, check_choice, xavier_normal_
 
 FRAME_LOSSES = ('smooth_l1', 'mse')
 #: Where candidates start (the reference code's ``denoising_initial_condition``).
@@ -54,15 +55,22 @@ class NextFrameHead(BaseModule):
         latent_shape: (C, h, w) of one frame's latent.
         embed_dims: Transformer width.
         predict_latents: Add the width -> latent projection (Transformer++).
+        output_linear: With ``predict_latents``, put a bias-free width -> width linear
+            layer before that projection (the reference Transformer++'s ``output``; two
+            linear maps in a row, so it changes the parametrisation, not what can be
+            expressed).
         loss_type: ``'smooth_l1'`` (the paper's video loss and metric, beta 1) or ``'mse'``.
         initial_candidate: ``'noise'``, ``'zeros'`` or ``'last_frame'``.
         init_std: Std of the ``'noise'`` start.
+        weight_init: ``'torch'`` (PyTorch's default) or ``'xavier'`` (Xavier normal, zero
+            biases: the reference's) for the linear layers.
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, latent_shape: Sequence[int], embed_dims: int,
                  predict_latents: bool = False, loss_type: str = 'smooth_l1',
                  initial_candidate: str = 'noise', init_std: float = 1.0,
+                 output_linear: bool = False, weight_init: str = 'torch',
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if loss_type not in FRAME_LOSSES:
@@ -70,6 +78,10 @@ class NextFrameHead(BaseModule):
         if initial_candidate not in INITIAL_CANDIDATES:
             raise ValueError(f'initial_candidate must be one of {INITIAL_CANDIDATES}, got '
                              f'{initial_candidate!r}')
+        check_choice('weight_init', weight_init, WEIGHT_INITS)
+        if output_linear and not predict_latents:
+            raise ValueError('output_linear needs predict_latents=True (it feeds the latent '
+                             'projection)')
         self.initial_candidate = initial_candidate
         self.latent_shape = tuple(int(d) for d in latent_shape)
         self.latent_dims = math.prod(self.latent_shape)
@@ -77,6 +89,12 @@ class NextFrameHead(BaseModule):
         self.init_std = init_std
         self.embed = nn.Linear(self.latent_dims, embed_dims)
         self.predictor = nn.Linear(embed_dims, self.latent_dims) if predict_latents else None
+        self.output_linear = (nn.Linear(embed_dims, embed_dims, bias=False) if output_linear
+                              else None)
+        if weight_init == 'xavier':
+            for linear in (self.embed, self.predictor, self.output_linear):
+                if linear is not None:
+                    xavier_normal_(linear)
         self._row_space = None  # (weight key, orthonormal basis) of visible_part
 
     def check_latents(self, latents: torch.Tensor) -> None:
@@ -140,6 +158,8 @@ class NextFrameHead(BaseModule):
         """(B, T, D) features -> (B, T, C, h, w) latents (Transformer++ only)."""
         if self.predictor is None:
             raise RuntimeError('this head was built without predict_latents=True')
+        if self.output_linear is not None:
+            features = self.output_linear(features)
         return self.predictor(features).unflatten(-1, self.latent_shape)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor,

@@ -4,6 +4,7 @@ A task supplies an ``energy_fn(candidate, step) -> energies`` and an initial can
 this module runs gradient descent on the candidate and returns the trajectory. What a
 candidate is (pixels, latents, logits) is the task's business, not the loop's.
 """
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -13,6 +14,8 @@ from torch import nn
 from ebtvision.registry import MODELS
 
 EnergyFn = Callable[[torch.Tensor, int], torch.Tensor]
+#: Where Langevin noise goes (see ``EnergyMinimizer``).
+LANGEVIN_SPACES = ('candidate', 'embedding')
 
 
 @dataclass
@@ -62,8 +65,13 @@ class EnergyMinimizer(nn.Module):
         final_landscape_repeats: ``(min, max)``; in training the last step is repeated
             ``k ~ U{min..max}`` times (drawn per batch), at evaluation ``max`` times. ``None``
             takes the last step once.
-        langevin_sigma: Std of Gaussian noise added to the candidate before each energy
-            evaluation (the noise stays in the candidate, as in Langevin dynamics).
+        langevin_sigma: Std of the Gaussian (Langevin) noise of each energy evaluation.
+        langevin_space: Where it goes. ``'candidate'``: added to the candidate before the
+            evaluation, and it stays in the candidate (Langevin dynamics). ``'embedding'``:
+            added to the candidate's embedding inside the energy function, for that
+            evaluation only; the gradient is taken w.r.t. the un-noised candidate, which
+            keeps no noise (the reference's video EBT). The energy function must then
+            take ``perturb=`` (the causal EBT's do).
         langevin_at_eval: Keep the Langevin noise at evaluation (off by default: inference
             is deterministic unless self-verification wants diversity).
         detach_between_steps: Cut the graph between steps (the paper's S1 default). False
@@ -83,6 +91,7 @@ class EnergyMinimizer(nn.Module):
                  random_step_size_dims: int = 1,
                  final_landscape_repeats: Optional[Sequence[int]] = None,
                  langevin_sigma: float = 0.0,
+                 langevin_space: str = 'candidate',
                  langevin_at_eval: bool = False,
                  detach_between_steps: bool = True,
                  truncate: bool = False,
@@ -99,7 +108,11 @@ class EnergyMinimizer(nn.Module):
             if not 1 <= low <= high:
                 raise ValueError('final_landscape_repeats must be (min, max) with '
                                  f'1 <= min <= max, got {final_landscape_repeats}')
+        if langevin_space not in LANGEVIN_SPACES:
+            raise ValueError(f'langevin_space must be one of {LANGEVIN_SPACES}, got '
+                             f'{langevin_space!r}')
         self.num_steps = num_steps
+        self.langevin_space = langevin_space
         self.alpha = nn.Parameter(torch.tensor(float(alpha)), requires_grad=learnable_alpha)
         self.min_alpha = min_alpha
         self.random_step_size_scale = random_step_size_scale
@@ -167,6 +180,10 @@ class EnergyMinimizer(nn.Module):
         if not create_graph:
             step_size = step_size.detach()
         use_langevin = self.langevin_sigma > 0 and (randomize or self.langevin_at_eval)
+        noise_in_embedding = use_langevin and self.langevin_space == 'embedding'
+        if noise_in_embedding and 'perturb' not in inspect.signature(energy_fn).parameters:
+            raise ValueError("langevin_space='embedding' needs an energy function that takes "
+                             'perturb= (the causal EBT energies do); this one does not')
         trajectory = ThinkingTrajectory()
         candidate = init.detach()
         with torch.enable_grad():
@@ -175,11 +192,12 @@ class EnergyMinimizer(nn.Module):
                 graph_here = create_graph and (last or not self.truncate)
                 if self.detach_between_steps or not candidate.requires_grad:
                     candidate = candidate.detach().requires_grad_()
-                if use_langevin:
+                if use_langevin and not noise_in_embedding:
                     candidate = candidate + self.langevin_sigma * torch.randn_like(candidate)
                 if transform is not None:
                     candidate = transform(candidate)
-                energies = energy_fn(candidate, landscape)
+                energies = (energy_fn(candidate, landscape, perturb=self.langevin_noise)
+                            if noise_in_embedding else energy_fn(candidate, landscape))
                 candidate = candidate - step_size * self._energy_grad(
                     energies, candidate, graph_here, index, landscape)
                 if not graph_here:
@@ -194,6 +212,10 @@ class EnergyMinimizer(nn.Module):
                     trajectory.final_energy = energy_fn(
                         final if transform is None else transform(final), schedule[-1])
         return trajectory
+
+    def langevin_noise(self, embedded: torch.Tensor) -> torch.Tensor:
+        """``embedded`` plus N(0, langevin_sigma^2) noise of its shape (no gradient)."""
+        return embedded + self.langevin_sigma * torch.randn_like(embedded.detach())
 
     @staticmethod
     def given_step_size(alpha, init: torch.Tensor) -> torch.Tensor:
@@ -294,7 +316,8 @@ class EnergyMinimizer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'num_steps={self.num_steps}, alpha={self.alpha.item():g}, '
-                f'learnable_alpha={self.alpha.requires_grad}, truncate={self.truncate}')
+                f'learnable_alpha={self.alpha.requires_grad}, truncate={self.truncate}, '
+                f'langevin_sigma={self.langevin_sigma:g} ({self.langevin_space})')
 
 
 def trajectory_loss(trajectory: ThinkingTrajectory, target: torch.Tensor,

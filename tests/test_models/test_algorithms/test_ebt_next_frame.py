@@ -87,3 +87,16 @@ def test_adaptive_stopping_for_video():
     model.test_cfg['tolerance'] = 10.0
     predicted = model.predict(torch.cat([real, clips()[:, -1:]], 1), samples(2))
     assert float(predicted[0].steps_used) == 1.0
+
+
+def test_embedding_space_langevin_noise_has_the_width_of_the_model():
+    model = ebt(backbone=dict(type='CausalEBT', arch=dict(depth=1, num_heads=2, embed_dims=16),
+                              max_steps=1, step_condition='token'),
+                thinker=dict(type='EnergyMinimizer', num_steps=1, alpha=0.5, langevin_sigma=1.0,
+                             langevin_space='embedding'))
+    shapes = []
+    noise = model.thinker.langevin_noise
+    model.thinker.langevin_noise = lambda embedded: shapes.append(embedded.shape) or noise(
+        embedded)
+    model(clips(), samples(2), mode='loss')['loss'].backward()
+    assert shapes == [(2, 4, 16)]  # (B, T, width), not the (3, 2, 2) latent

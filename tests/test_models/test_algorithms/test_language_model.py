@@ -1,13 +1,15 @@
 """What the language models share (LanguageModel), checked on the EBT and on Transformer++
-with tiny Dyck batches: tied weights, training, prediction, generation, the loss mask."""
+with tiny Dyck batches: tied (and untied) weights, training, prediction, generation, the
+loss mask."""
 import torch
+from conftest import TINY_CAUSAL_ARCH
 from conftest import dyck_batch as batch
 from conftest import text_ebt as ebt
 from conftest import text_transformer_pp as transformer_pp
 from mmengine.dataset import pseudo_collate
 
 from ebtvision.datasets.text import DyckDataset
-from ebtvision.models import EBTLanguageModel
+from ebtvision.models import EBTLanguageModel, TransformerPPLanguageModel
 from ebtvision.models.layers import KVCache
 
 
@@ -110,3 +112,27 @@ def test_completion_loss_masks_the_prompt():
     for row, sample in enumerate(data['data_samples']):
         start = sample.prompt_length - 1
         assert not mask[row, :start].any() and mask[row, start:sample.num_tokens - 1].all()
+
+
+def test_untied_heads_of_the_reference_configuration():
+    torch.manual_seed(0)
+    models = (
+        EBTLanguageModel(backbone=dict(type='CausalEBT', arch=TINY_CAUSAL_ARCH, max_steps=2,
+                                       step_condition='token'),
+                         head=dict(type='TextHead', candidate_embed='linear'),
+                         thinker=dict(type='EnergyMinimizer', num_steps=2, alpha=50.0)),
+        TransformerPPLanguageModel(backbone=dict(type='CausalTransformer', arch=TINY_CAUSAL_ARCH),
+                                   head=dict(type='TextHead', output_proj='linear')))
+    for model, untied in zip(models, ('candidate_proj', 'logits_proj')):
+        data = batch(model)
+        model(**data, mode='loss')['loss'].backward()
+        assert getattr(model.head, untied).weight.grad.abs().sum() > 0
+        # Untied, the token embedding only embeds the real tokens: unused rows get no
+        # gradient (tied, they do: see test_tied_weights_are_one_parameter).
+        grad = model.head.token_embed.weight.grad
+        used = sorted(set(data['inputs'][:, :-1].flatten().tolist()))
+        unused = [i for i in range(grad.shape[0]) if i not in used]
+        assert grad[used].abs().sum() > 0 and grad[unused].abs().sum() == 0
+        model.eval()
+        prompt = data['inputs'][:2, :10]
+        assert torch.equal(model.generate(prompt, 4), model.generate(prompt, 4, use_cache=False))

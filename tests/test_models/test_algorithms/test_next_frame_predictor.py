@@ -52,3 +52,15 @@ def test_input_checks():
                                head=dict(type='NextFrameHead'))
     with pytest.raises(RuntimeError, match='Invalid mode'):
         model(clips(), samples(2), mode='nope')
+
+
+def test_rollout_with_a_step_token_backbone_rereads_and_matches():
+    # Real frames attend to the step token, so nothing is cached; the cached rollout
+    # path must still give what re-reading gives.
+    model = ebt(backbone=dict(type='CausalEBT', arch=ARCH, max_steps=2,
+                              step_condition='token')).eval()
+    context = clips()[:, :3]
+    frames, energies = model.rollout(context, 3, num_candidates=2)
+    frames_full, energies_full = model.rollout(context, 3, use_cache=False, num_candidates=2)
+    torch.testing.assert_close(frames, frames_full, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(energies, energies_full, rtol=1e-4, atol=1e-4)

@@ -141,3 +141,93 @@ def test_cache_errors_are_clear():
         net.folded_energy_fn(torch.randn(2, 2, 16), lambda r: r, lambda c: c, 2, 1, cache)
     with pytest.raises(ValueError, match='batch of 2'):
         net.folded_energy_fn(torch.randn(1, 3, 16), lambda r: r, lambda c: c, 2, 1, cache)
+
+
+def test_mask_pattern_with_a_step_token():
+    mask = candidate_attention_mask(2, num_prefix=1).int()
+    expected = torch.tensor([
+        [1, 0, 0, 0, 0],  # the step token sees itself
+        [1, 1, 0, 0, 0],  # real 0
+        [1, 1, 1, 0, 0],
+        [1, 1, 0, 1, 0],  # candidate 0: step, real 0, itself
+        [1, 1, 1, 0, 1],
+    ])
+    assert torch.equal(mask, expected)
+
+
+def token_model(**kwargs):
+    torch.manual_seed(0)
+    return CausalEBT(arch=ARCH, max_steps=2, step_condition='token', **kwargs).double()
+
+
+@pytest.mark.parametrize('step', [0, 1])
+def test_step_token_candidate_is_the_next_item_after_the_step_and_its_real_frames(step):
+    # Candidate j is read like the item after [step token, real 0..j] in a plain causal
+    # pass at positions 0..j+2 (the reference's time_embed layout).
+    net = token_model()
+    real, cand = torch.randn(2, 4, 16).double(), torch.randn(2, 4, 16).double()
+    energies = net(real, cand, step)
+    token = net.step_embed.weight[step].expand(2, 1, 16)
+    for j in range(4):
+        sequence = torch.cat([token, real[:, :j + 1], cand[:, j:j + 1]], 1)
+        count = j + 3
+        mask = torch.ones(count, count, dtype=torch.bool).tril()
+        last = net.run_blocks(sequence, torch.arange(count), mask)[:, -1]
+        torch.testing.assert_close(energies[:, j], net.energy_head(last).squeeze(-1))
+
+
+def test_step_token_mode_reaches_real_frames_and_is_checked():
+    net = token_model()
+    assert net.step_embed.weight.abs().sum() > 0  # N(0, 1), as nn.Embedding: not zero
+    real, cand = torch.randn(1, 3, 16).double(), torch.randn(1, 3, 16).double()
+    assert not torch.allclose(net(real, cand, 0), net(real, cand, 1))
+    with pytest.raises(ValueError, match='max_steps'):
+        net(real, cand, 2)
+    with pytest.raises(ValueError, match='step_condition'):
+        CausalEBT(arch=ARCH, step_condition='concat')
+    with pytest.raises(ValueError, match='max_steps >= 1'):
+        CausalEBT(arch=ARCH, max_steps=0, step_condition='token')
+    assert CausalEBT(arch=ARCH).step_condition == 'add'
+
+
+def test_step_token_mode_rereads_instead_of_caching():
+    net = token_model()
+    real, cand = torch.randn(2, 5, 16).double(), torch.randn(2, 5, 16).double()
+    cache = KVCache()
+    with pytest.raises(ValueError, match="step_condition='token'"):
+        net.extend(real, cache)
+    with pytest.raises(ValueError, match="step_condition='token'"):
+        net.next_candidate_energy(cache, cand[:, -1:])
+    energy_fn_for = net.folded_energy_fn(real, lambda r: r, lambda c: c, 2, 3, cache)
+    many = torch.randn(6, 1, 16).double()
+    energies = energy_fn_for(None)(many, 1)
+    assert cache.length == 0 and cache.batch is None  # nothing was cached
+    # Folded row 3 is candidate 1 of sample 1: the last column of a full pass.
+    torch.testing.assert_close(energies[3:4], net(real[1:], torch.cat(
+        [cand[1:, :-1], many[3:4]], 1), 1)[:, -1:])
+    index = torch.tensor([4, 1])
+    torch.testing.assert_close(energy_fn_for(index)(many[index], 1), energies[index])
+
+
+@pytest.mark.parametrize('condition', ['add', 'token'])
+def test_energy_functions_apply_a_perturbation_to_the_embedded_candidates(condition):
+    net = model(step_condition=condition).double()
+    real, cand = torch.randn(2, 3, 16).double(), torch.randn(2, 3, 16).double()
+    shift = torch.randn(2, 3, 16).double()
+    energy = net.energy_fn(real, lambda c: 2 * c, 2)
+    torch.testing.assert_close(energy(cand, 1, perturb=lambda e: e + shift),
+                               net(real, 2 * cand + shift, 1))
+    folded = net.folded_energy_fn(real, lambda r: r, lambda c: 2 * c, 2, 1, KVCache())
+    last = folded(None)(cand[:, -1:], 0, perturb=lambda e: e + shift[:, -1:])
+    full = net(real, 2 * cand + shift, 0)  # the last column sees only its own candidate
+    torch.testing.assert_close(last, full[:, -1:])
+
+
+def test_norm_eps_rotary_layout_and_weight_init_options():
+    net = CausalEBT(arch=ARCH, norm_eps=1e-3, rotary_layout='interleaved', weight_init='xavier')
+    norms = [m for m in net.modules() if type(m).__name__ == 'RMSNorm']
+    assert len(norms) == 2 * ARCH['depth'] + 1 and all(m.eps == 1e-3 for m in norms)
+    assert all(block.rotary_layout == 'interleaved' for block in net.blocks)
+    assert CausalTransformer(arch=ARCH).norm.eps == 1e-5  # the reference's RMSNorm eps
+    with pytest.raises(ValueError, match='rotary'):
+        CausalEBT(arch=ARCH, rotary_layout='pairs')

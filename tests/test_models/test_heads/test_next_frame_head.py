@@ -50,3 +50,26 @@ def test_visible_part_basis_follows_the_weight():
     fresh.load_state_dict(head.state_dict())
     torch.testing.assert_close(changed, fresh.visible_part(latents))
     assert not torch.allclose(changed, first)
+
+
+def test_output_linear_comes_before_the_latent_projection():
+    torch.manual_seed(0)
+    head = NextFrameHead(LATENT, embed_dims=8, predict_latents=True, output_linear=True)
+    assert head.output_linear.bias is None
+    features = torch.randn(2, 5, 8)
+    expected = head.predictor(features @ head.output_linear.weight.t()).unflatten(-1, LATENT)
+    torch.testing.assert_close(head.predict(features), expected)
+    with pytest.raises(ValueError, match='predict_latents'):
+        NextFrameHead(LATENT, embed_dims=8, output_linear=True)
+
+
+def test_xavier_init_of_the_head():
+    torch.manual_seed(0)
+    head = NextFrameHead((4, 16, 16), embed_dims=64, predict_latents=True, output_linear=True,
+                         weight_init='xavier')
+    assert not head.embed.bias.any() and not head.predictor.bias.any()
+    std = (2 / (1024 + 64))**0.5
+    assert abs(head.embed.weight.std().item() / std - 1) < 0.05
+    assert abs(head.output_linear.weight.std().item() / (1 / 8) - 1) < 0.05
+    with pytest.raises(ValueError, match='weight_init'):
+        NextFrameHead(LATENT, embed_dims=8, weight_init='he')

@@ -123,6 +123,47 @@ def test_langevin_noise_only_when_randomizing():
     torch.testing.assert_close(*eval_runs)
 
 
+
+def test_langevin_noise_in_embedding_space_is_for_the_evaluation_only():
+    # E(y) = ||W y - c||^2 / 2 with y (2, 3) embedded to (2, 5): the noise must have the
+    # embedding's shape, enter only the energy, and leave the candidate un-noised.
+    torch.manual_seed(0)
+    weight, center = torch.randn(5, 3, dtype=torch.double), torch.randn(2, 5, dtype=torch.double)
+    seen = []
+
+    def energy(candidate, landscape, perturb=None):
+        embedded = candidate @ weight.t()
+        if perturb is not None:
+            embedded = perturb(embedded)
+            seen.append(embedded - candidate @ weight.t())
+        return 0.5 * (embedded - center).pow(2).sum(-1)
+
+    thinker = EnergyMinimizer(num_steps=1, alpha=0.1, langevin_sigma=0.5,
+                              langevin_space='embedding').double().train()
+    init = torch.randn(2, 3, dtype=torch.double)
+    step = thinker(energy, init).final
+    noise, = seen
+    assert noise.shape == (2, 5) and noise.abs().sum() > 0
+    # The gradient at the noised embedding, w.r.t. the un-noised candidate.
+    grad = (init @ weight.t() + noise - center) @ weight
+    torch.testing.assert_close(step, init - 0.1 * grad)
+    # In candidate space the same sigma moves the candidate itself (and keeps it).
+    candidate_space = EnergyMinimizer(num_steps=1, alpha=0.1, langevin_sigma=0.5).double().train()
+    assert not torch.allclose(candidate_space(energy, init).final, step)
+    # No noise at evaluation (langevin_at_eval=False), in either space.
+    seen.clear()
+    thinker.eval()(energy, init)
+    assert not seen
+
+
+def test_embedding_space_langevin_needs_an_energy_that_takes_perturb():
+    thinker = EnergyMinimizer(alpha=0.1, langevin_sigma=1.0, langevin_space='embedding').train()
+    with pytest.raises(ValueError, match='perturb='):
+        thinker(quadratic(torch.zeros(1, 2)), torch.ones(1, 2))
+    with pytest.raises(ValueError, match='langevin_space'):
+        EnergyMinimizer(langevin_space='latent')
+
+
 def test_truncate_builds_graph_on_last_step_only():
     model = tiny_ebt()
     thinker = EnergyMinimizer(num_steps=3, alpha=0.1, truncate=True).double().train()
