@@ -6,12 +6,13 @@
 # Same model, clips (0.25 s, 17 frames, random start in training) and schedule; the
 # losses equal on-the-fly encoding for the same clips (tested). The cache stores what
 # the extracting config's encoder outputs (here unscaled latent means; index.json records
-# that encoder config): train only with a config whose encoder matches it.
+# that encoder config): the datasets check it against this config's model.encoder.
 _base_ = ['ebt_ssv2_nextframe.py']
 
 cache_dir = 'data/ssv2/latents/ebt_ssv2_nextframe'
 _clip = dict(type='LatentClipDataset', cache_dir=cache_dir, clip_len=17,
-             time_between_frames=0.25, short_video='pad', min_frames=2)
+             time_between_frames=0.25, short_video='pad', min_frames=2,
+             encoder={{_base_.model.encoder}})
 
 train_dataloader = dict(
     dataset=dict(_delete_=True, split='train', clip_start='random', **_clip))

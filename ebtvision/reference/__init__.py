@@ -8,11 +8,19 @@ and gradients of both implementations.
 """
 from typing import Dict
 
+from .dit import IMAGE_DIT
 from .image import IMAGE_EBT
 from .mapping import MappingError, StateDictMapping, TensorDict
+from .text import TEXT_EBT, TEXT_TRANSFORMERPP
+from .video import VIDEO_EBT, VIDEO_TRANSFORMERPP
 
 FAMILIES: Dict[str, StateDictMapping] = {
     'image_ebt': IMAGE_EBT,
+    'image_dit': IMAGE_DIT,
+    'video_ebt': VIDEO_EBT,
+    'video_transformerpp': VIDEO_TRANSFORMERPP,
+    'text_ebt': TEXT_EBT,
+    'text_transformerpp': TEXT_TRANSFORMERPP,
 }
 
 # The reference trainer (a LightningModule) holds the model as ``self.model``.

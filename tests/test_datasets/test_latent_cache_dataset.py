@@ -77,6 +77,11 @@ def test_clear_errors_when_reading(latent_cache, tmp_path):
         LatentClipDataset(cache_dir, split='val')
     with pytest.raises(LatentCacheError, match='every 0.1 s.*time_between_frames=0.25'):
         LatentClipDataset(cache_dir, time_between_frames=0.25)
+    # The encoder a config names must be the one the cache was made with.
+    assert len(LatentClipDataset(cache_dir, encoder=LATENT_ENCODER_CFG)) > 0
+    with pytest.raises(LatentCacheError, match=r'another encoder \(patch_size: cache 4, '
+                       'config 8\)'):
+        LatentClipDataset(cache_dir, encoder=dict(LATENT_ENCODER_CFG, patch_size=8))
 
 
 @pytest.mark.parametrize('model_type', ['EBTNextFrame', 'TransformerPPNextFrame'])

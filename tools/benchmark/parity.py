@@ -22,6 +22,7 @@ import importlib
 import os.path as osp
 import sys
 import traceback
+import warnings
 
 import torch
 
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
     runs = [(name, run) for name, run in family_runs()
             if not args.families or any(word in name for word in args.families)]
     torch.set_default_dtype(torch.float64)
+    # The reference's deprecated-API notices would interleave with the table.
+    warnings.filterwarnings('ignore', category=FutureWarning)
     print(f'float64, seed {args.seed}, tolerance {TOLERANCE:g} (relative)')
     header = f'{"family":<26}{"loss ours":>14}{"loss ref":>14}{"rel":>9}{"grads":>7}' \
              f'{"grad rel":>10}{"eval rel":>10}  match'

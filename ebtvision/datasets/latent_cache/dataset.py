@@ -13,6 +13,14 @@ from ..video_sampling import ClipSampler, VideoTooShortError
 from .format import _EXTRACT_HINT, LatentCacheError, load_shard, read_index
 
 
+def _plain(config) -> dict:
+    """A config dict as plain data (ConfigDict, tuples), for comparing with the JSON
+    the cache's index holds."""
+    import json
+    to_dict = getattr(config, 'to_dict', None)
+    return json.loads(json.dumps(to_dict() if to_dict else dict(config)))
+
+
 @DATASETS.register_module()
 class LatentClipDataset(BaseDataset):
     """Clips of cached frame latents (the cache is described in :mod:`.format`).
@@ -39,6 +47,10 @@ class LatentClipDataset(BaseDataset):
         clip_len: Frames per clip (context + 1).
         time_between_frames: If given, must equal the cache's (a guard against
             configs that disagree with the cache).
+        encoder: If given (the config's ``model.encoder``), must equal the encoder the
+            cache was extracted with: latents of another encoder or scaling (e.g. SD-VAE
+            latents x 0.18215 for a model trained on unscaled ones) would train without
+            any error, on the wrong numbers.
         clip_start: ``'random'``, ``'first'`` or ``'center'``; ``None`` means
             ``'random'`` in training and ``'first'`` in test mode.
         time_range: Optional ``(start_frac, end_frac)`` of each timeline.
@@ -52,7 +64,7 @@ class LatentClipDataset(BaseDataset):
 
     Raises:
         LatentCacheError: The cache is missing, incomplete for ``split``, or was
-            written with another ``time_between_frames``.
+            written with another ``time_between_frames`` or ``encoder``.
     """
 
     METAINFO: dict = dict(task='next_frame', dataset_type='latent_cache')
@@ -62,6 +74,7 @@ class LatentClipDataset(BaseDataset):
                  split: Optional[str] = None,
                  clip_len: int = 17,
                  time_between_frames: Optional[float] = None,
+                 encoder: Optional[dict] = None,
                  clip_start: Optional[str] = None,
                  time_range: Optional[Sequence[float]] = None,
                  clip_stride: Optional[int] = None,
@@ -74,6 +87,7 @@ class LatentClipDataset(BaseDataset):
         self.cache_dir = osp.abspath(osp.expanduser(cache_dir))
         self.split = split
         self.time_between_frames = time_between_frames
+        self.encoder = None if encoder is None else _plain(encoder)
         self.clip_sampler = ClipSampler(
             clip_len=clip_len,
             time_between_frames=time_between_frames or 0.25,
@@ -102,6 +116,15 @@ class LatentClipDataset(BaseDataset):
                 f'but time_between_frames={self.time_between_frames} was asked; extract a '
                 'cache with the same setting')
         self.clip_sampler.time_between_frames = cached_tbf
+        cached_encoder = _plain(index.get('encoder') or {})
+        if self.encoder is not None and self.encoder != cached_encoder:
+            keys = sorted(k for k in set(self.encoder) | set(cached_encoder)
+                          if self.encoder.get(k) != cached_encoder.get(k))
+            changes = ', '.join(f'{k}: cache {cached_encoder.get(k)!r}, config '
+                                f'{self.encoder.get(k)!r}' for k in keys)
+            raise LatentCacheError(
+                f'the latent cache {self.cache_dir!r} was extracted with another encoder '
+                f'({changes}); extract a cache with this config\'s encoder')
         videos = index['videos']
         if self.split is None:
             keys = list(videos)

@@ -29,6 +29,10 @@ class BaseDenoiser(TaskModel):
         eval_seed: Seed of the evaluation noise. Noise is drawn per sample from
             ``(eval_seed, sample_idx, level)``, so every model and every run sees the same
             noisy images and scores are comparable.
+        stretch_eval_noise: Noise evaluation inputs as the reference implementation
+            does: on the schedule stretched per level (:meth:`stretched_schedule`; at 0.2
+            abar 0.6597 instead of 0.6590 at t = 199 of 1000; the same at the training
+            level). Set it on every model that is compared.
         data_preprocessor: Config of the data preprocessor.
         init_cfg: MMEngine init config.
     """
@@ -38,6 +42,7 @@ class BaseDenoiser(TaskModel):
                  train_noise_level: float = 0.1,
                  eval_noise_levels: Sequence[float] = (0.1, 0.2),
                  eval_seed: int = 0,
+                 stretch_eval_noise: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -51,6 +56,9 @@ class BaseDenoiser(TaskModel):
         self.eval_noise_levels = [noise_level('eval_noise_levels', level)
                                   for level in eval_noise_levels]
         self.eval_seed = eval_seed
+        if not isinstance(stretch_eval_noise, bool):
+            raise TypeError(f'stretch_eval_noise must be True or False, got {stretch_eval_noise!r}')
+        self.stretch_eval_noise = stretch_eval_noise
 
     # ----------------------------------------------------------------- noising
     def add_noise(self, x0: torch.Tensor, t: Union[int, torch.Tensor],
@@ -60,6 +68,21 @@ class BaseDenoiser(TaskModel):
             noise = torch.randn_like(x0)
         t = torch.as_tensor(t).reshape(-1).expand(x0.shape[0])
         return self.schedule.q_sample(x0, t, noise), noise
+
+    def stretched_schedule(self, level: float) -> Tuple[DDPMSchedule, int]:
+        """``(schedule, t)``: the training schedule stretched to ``T = int(t_train / level)``
+        steps (``t_train`` = training timestep + 1) and ``t = int(level * T) - 1``, the
+        training timestep's index, whose ``abar`` is about that of ``level`` (the
+        reference's schedule for a level: 500 steps and t = 99 at 0.2)."""
+        schedule = self.schedule.stretched(int((self.train_timestep + 1) / level))
+        return schedule, int(level * schedule.num_timesteps) - 1
+
+    def noise_for_eval(self, x0: torch.Tensor, level: float,
+                       noise: torch.Tensor) -> torch.Tensor:
+        """``x0`` noised with ``noise`` at ``level`` as evaluation does."""
+        schedule, t = self.stretched_schedule(level) if self.stretch_eval_noise \
+            else (self.schedule, self.schedule.timestep(level))
+        return schedule.q_sample(x0, t, noise)
 
     def eval_noise(self, x0: torch.Tensor, data_samples: Optional[List[DenoiseDataSample]],
                    level_index: int) -> torch.Tensor:
@@ -114,7 +137,7 @@ class BaseDenoiser(TaskModel):
         fields: Dict[str, Dict[str, torch.Tensor]] = {}
         for level_index, level in enumerate(self.eval_noise_levels):
             noise = self.eval_noise(inputs, data_samples, level_index)
-            noisy, _ = self.add_noise(inputs, self.schedule.timestep(level), noise)
+            noisy = self.noise_for_eval(inputs, level, noise)
             # Seeded by the batch's first sample: the same whatever the batch size.
             generator = sample_generator(self.eval_seed, data_samples, 0, 101,
                                          level_index + 7)

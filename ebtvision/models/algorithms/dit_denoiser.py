@@ -14,7 +14,9 @@ from .base_denoiser import BaseDenoiser
 class DiTDenoiser(BaseDenoiser):
     """Timestep-conditioned noise predictor trained on ``t ~ U[0, t_max)``.
 
-    ``t_max`` is the training noise level's share of the schedule (100 for 0.1).
+    ``t_max`` is the training noise level's share of the schedule (100 for 0.1). The
+    loss is the MSE of the predicted noise; a backbone with ``learn_sigma`` also learns
+    the reverse steps' variances from the variational bound (:meth:`loss`).
 
     Args:
         backbone: Config of the :class:`DiT` backbone.
@@ -39,9 +41,21 @@ class DiTDenoiser(BaseDenoiser):
         self.test_cfg.update({key: value for key, value in given.items() if value is not None})
 
     def loss(self, inputs: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
+        """MSE of the predicted noise at ``t ~ U[0, t_max)``. With ``learn_sigma`` the
+        bound's term at ``t`` in bits per dimension (:meth:`DDPMSchedule.vlb_bits`) is
+        added, unscaled, computed from the detached noise prediction so that it trains
+        the variance only (improved DDPM's hybrid loss); ``mse`` and ``vlb`` are logged.
+        """
         t = torch.randint(0, self.t_max, (inputs.shape[0], ), device=inputs.device)
         noisy, noise = self.add_noise(inputs, t)
-        return dict(loss=F.mse_loss(self.backbone(noisy, t), noise))
+        output = self.backbone(noisy, t)
+        if not self.backbone.learn_sigma:
+            return dict(loss=F.mse_loss(output, noise))
+        eps, variance_values = output.chunk(2, dim=1)
+        mse = F.mse_loss(eps, noise)
+        vlb = self.schedule.vlb_bits(inputs, noisy, t, eps.detach(), variance_values).mean()
+        # Names without 'loss' are logged only (MMEngine's parse_losses).
+        return dict(loss=mse + vlb, mse=mse.detach(), vlb=vlb.detach())
 
     def reverse_schedule(self, noise_level: float) -> Tuple[DDPMSchedule, int]:
         """``(schedule, t_start)`` of the reverse process for inputs at ``noise_level``.
@@ -52,11 +66,10 @@ class DiTDenoiser(BaseDenoiser):
         implementation's protocol) the schedule is stretched to ``t_max / level`` steps,
         so that the DiT starts at a timestep it trained on (``int(level * steps) - 1``,
         99 for 0.2) whose coefficients are those of the real noise level; at the training
-        level this is the training schedule itself.
+        level this is the training schedule itself (:meth:`stretched_schedule`).
         """
         if self.test_cfg['respace']:
-            schedule = self.schedule.stretched(int(self.t_max / noise_level))
-            return schedule, int(noise_level * schedule.num_timesteps) - 1
+            return self.stretched_schedule(noise_level)
         level = noise_level if self.test_cfg['start_from'] == 'true' else self.train_noise_level
         return self.schedule, self.schedule.timestep(level)
 
@@ -73,5 +86,6 @@ class DiTDenoiser(BaseDenoiser):
         with torch.no_grad():
             for _ in range(runs):
                 denoised = schedule.reverse(self.backbone, denoised, t_start, num_steps=steps,
-                                            method=self.test_cfg['method'], generator=generator)
+                                            method=self.test_cfg['method'], generator=generator,
+                                            learned_variance=self.backbone.learn_sigma)
         return denoised.clamp(-1, 1), None

@@ -67,3 +67,72 @@ def test_reference_protocol_is_the_direct_one_at_the_training_level():
                                    direct.denoise(noisy, 0.1)[0], rtol=0, atol=0)
         # above it the two protocols differ
         assert not torch.equal(reference.denoise(noisy, 0.2)[0], direct.denoise(noisy, 0.2)[0])
+
+
+def learned_sigma_dit(**kwargs):
+    model = DiTDenoiser(backbone=dict(type='DiT', learn_sigma=True, **BACKBONE), **kwargs)
+    torch.manual_seed(0)
+    for param in model.backbone.parameters():  # leave adaLN-Zero's flat start
+        torch.nn.init.normal_(param, std=0.05)
+    return model
+
+
+def test_learned_sigma_adds_the_bound_which_trains_the_variance_only():
+    model = learned_sigma_dit()
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    seen = {}
+    backbone_forward, add_noise = model.backbone.forward, model.add_noise
+
+    def forward(noisy, t):
+        seen['t'], seen['output'] = t, backbone_forward(noisy, t)
+        seen['output'].retain_grad()
+        return seen['output']
+
+    def noised(x0, t):
+        seen['noisy'], seen['noise'] = add_noise(x0, t)
+        return seen['noisy'], seen['noise']
+
+    model.backbone.forward, model.add_noise = forward, noised
+    losses = model(x, mode='loss')
+    assert torch.isfinite(losses['loss']) and losses['vlb'] > 0
+    torch.testing.assert_close(losses['loss'].detach(), losses['mse'] + losses['vlb'])
+    eps, values = seen['output'].detach().chunk(2, dim=1)
+    torch.testing.assert_close(losses['vlb'], model.schedule.vlb_bits(
+        x, seen['noisy'], seen['t'], eps, values).mean())
+    losses['loss'].backward()
+    grad_eps, grad_values = seen['output'].grad.chunk(2, dim=1)
+    # the noise half gets the MSE's gradient alone, the variance half the bound's
+    torch.testing.assert_close(grad_eps, 2 * (eps - seen['noise']) / eps.numel())
+    assert grad_values.abs().sum() > 0
+
+
+def test_learned_sigma_reverse_runs_on_the_noise_half():
+    model = learned_sigma_dit(test_cfg=dict(num_steps=4)).eval()
+    noisy = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        denoised = model.denoise(noisy, 0.2)[0]
+        schedule, t_start = model.reverse_schedule(0.2)
+        expected = schedule.reverse(lambda x, t: model.backbone(x, t)[:, :3], noisy, t_start, 4)
+    torch.testing.assert_close(denoised, expected.clamp(-1, 1), rtol=0, atol=0)
+
+
+def test_evaluation_noise_on_the_stretched_schedule():
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    direct = make_dit()
+    stretched = make_dit(stretch_eval_noise=True, test_cfg=dict(num_steps=2))
+    noise = torch.randn_like(x)
+    assert torch.equal(stretched.noise_for_eval(x, 0.1, noise),
+                       direct.noise_for_eval(x, 0.1, noise))  # the training level: the same
+    schedule, t = stretched.stretched_schedule(0.2)
+    assert (schedule.num_timesteps, t) == (500, 99)
+    abar = float(schedule.alphas_cumprod[99])
+    torch.testing.assert_close(stretched.noise_for_eval(x, 0.2, noise),
+                               abar**0.5 * x + (1 - abar)**0.5 * noise)
+    assert not torch.allclose(direct.noise_for_eval(x, 0.2, noise),
+                              stretched.noise_for_eval(x, 0.2, noise))
+    # and evaluation uses it
+    with torch.no_grad():
+        sample = stretched.eval()(x[:1], samples(1), mode='predict')[0]
+    level_noise = stretched.eval_noise(x[:1], samples(1), 1)
+    torch.testing.assert_close(sample.noisy_imgs['0.2'],
+                               stretched.noise_for_eval(x[:1], 0.2, level_noise)[0])
