@@ -15,12 +15,14 @@ _base_ = [
 # Training follows job_scripts/img/pretrain_denoising/dit.sh: MLP hidden = width
 # (--ffn_dim_multiplier 1), and the reference's DiT always learns sigma (its
 # create_diffusion default: the noise MSE plus the unscaled variational-bound term).
-# The reference also noises evaluation inputs on the stretched schedule (abar 0.6597
-# instead of 0.6590 at 0.2): model.stretch_eval_noise=True does so, but only alongside
-# the same setting in ebt_coco_denoise.py, so that both models see the same inputs.
+# The reference noises its test images at level s on the schedule of diffusion_steps / s
+# steps, for the EBT and the DiT alike (inference/img/generate_image.py; abar 0.6597
+# instead of 0.6590 at 0.2): stretch_eval_noise. Both models must see the same inputs,
+# so ebt_coco_denoise.py sets it too.
 model = dict(
     backbone=dict(img_size=128, patch_size=16, mlp_ratio=1.0, learn_sigma=True),
-    test_cfg=dict(num_steps=100, method='ddim', respace=True, recurse=2))
+    test_cfg=dict(num_steps=100, method='ddim', respace=True, recurse=2),
+    stretch_eval_noise=True)
 
 # dit.sh passes --weight_decay 0.0 (the EBT jobs keep the schedule's 0.01).
 optim_wrapper = dict(optimizer=dict(weight_decay=0.0))

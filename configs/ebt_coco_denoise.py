@@ -11,9 +11,13 @@ _base_ = [
 
 # MLP hidden = width (mlp_ratio 1), as the reference's job_scripts/img/pretrain_denoising/
 # ebt_s1.sh passes --ffn_dim_multiplier 1; the quick-starts keep 4 (their README results).
+# The reference noises its test images at level s on the schedule of diffusion_steps / s
+# steps, for the EBT and the DiT alike (inference/img/generate_image.py): stretch_eval_noise.
+# Both models must see the same inputs, so dit_coco_denoise.py sets it too.
 model = dict(
     backbone=dict(img_size=128, patch_size=16, mlp_ratio=1.0),
-    thinker=dict(num_steps=1, alpha=3000.0, learnable_alpha=True))
+    thinker=dict(num_steps=1, alpha=3000.0, learnable_alpha=True),
+    stretch_eval_noise=True)
 
 default_hooks = dict(
     checkpoint=dict(save_best='denoise/psnr@0.1', rule='greater'))

@@ -7,5 +7,6 @@ _base_ = ['ebt_imagenet_linear.py']
 
 model = dict(
     # Must match the checkpoint's backbone (configs/dit_coco_denoise.py).
-    backbone=dict(type='DiT', arch='large', img_size=128, patch_size=16),
+    backbone=dict(type='DiT', arch='large', img_size=128, patch_size=16, mlp_ratio=1.0,
+                  learn_sigma=True),
     feature_kwargs=dict(t=0))

@@ -12,7 +12,8 @@ model = dict(
     type='LinearProbe',
     data_preprocessor=dict(type='ImageDataPreprocessor'),
     # Must match the checkpoint's backbone (configs/ebt_coco_denoise.py).
-    backbone=dict(type='BidirectionalEBT', arch='large', img_size=128, patch_size=16),
+    backbone=dict(type='BidirectionalEBT', arch='large', img_size=128, patch_size=16,
+                  mlp_ratio=1.0),
     num_classes=1000)
 
 # Linear classifier on frozen, standardised features: SGD with momentum, cosine schedule.

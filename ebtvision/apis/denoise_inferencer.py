@@ -172,15 +172,14 @@ class DenoiseInferencer(BaseInferencer):
 
     def _add_noise(self, clean: torch.Tensor, noise_level: float, grayscale: bool,
                    seed: int) -> torch.Tensor:
-        timestep = self.model.schedule.timestep(noise_level)  # validates the level
         generator = torch.Generator().manual_seed(int(seed))
         # A gray image gets gray noise: independent noise per copied channel would let
         # the model average it away, which is not denoising the gray image.
         channels = 1 if grayscale else clean.shape[0]
         noise = torch.randn((channels, ) + tuple(clean.shape[1:]), generator=generator)
         noise = noise.to(clean.device).expand_as(clean)
-        noisy, _ = self.model.add_noise(clean[None], timestep, noise[None])
-        return noisy[0]
+        # As evaluation noises (the model's stretch_eval_noise), so results match its scores.
+        return self.model.noise_for_eval(clean[None], noise_level, noise[None])[0]
 
     # ------------------------------------------------------------------ model
     def _run_tiles(self, tiles: torch.Tensor, noise_level: Optional[float], num_steps: int,

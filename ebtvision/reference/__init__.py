@@ -8,8 +8,7 @@ and gradients of both implementations.
 """
 from typing import Dict
 
-from .dit import IMAGE_DIT
-from .image import IMAGE_EBT
+from .image import IMAGE_DIT, IMAGE_EBT
 from .mapping import MappingError, StateDictMapping, TensorDict
 from .text import TEXT_EBT, TEXT_TRANSFORMERPP
 from .video import VIDEO_EBT, VIDEO_TRANSFORMERPP

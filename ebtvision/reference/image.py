@@ -1,4 +1,5 @@
-"""Image families: the reference's ``EBT_IMG_Denoise`` and DiT denoiser."""
+"""Image families: the reference's ``EBT_IMG_Denoise`` and its DiT denoiser
+(``Diffusion_Transformer_IMG_Denoise``)."""
 from .mapping import StateDictMapping
 
 # Blocks of the bidirectional EBT and of the DiT share names in both code bases, except
@@ -26,4 +27,14 @@ IMAGE_EBT = StateDictMapping(
     # Fixed sin-cos positions (recomputed by our backbone); the Langevin std is a
     # setting of ours (thinker.langevin_sigma), not a weight.
     ignore=(r'transformer\.pos_embed', r'langevin_dynamics_noise_std'),
+)
+
+# The reference holds its DiT as ``diffusion_transformer``; the timestep MLP is named
+# alike on both sides. Learned sigma needs no rule: the final layer's shape says whether
+# a checkpoint learned it (ours: ``backbone.learn_sigma``).
+IMAGE_DIT = StateDictMapping(
+    renames=_prefixed('diffusion_transformer', 'backbone', _ADALN_BLOCKS + (
+        (r't_embedder\.mlp\.(0|2)\.(weight|bias)', r't_embedder.mlp.\1.\2'),
+    )),
+    ignore=(r'diffusion_transformer\.pos_embed', ),
 )

@@ -37,6 +37,27 @@ def test_one_tile_matches_the_model_run_directly(ebt):
     np.testing.assert_allclose(result.energies, energies, rtol=1e-5)
 
 
+def test_noise_follows_the_models_evaluation_noising(models):
+    image = smooth_image(TILE, TILE)
+    clean = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255 * 2 - 1
+    noise = torch.randn((1, 3, TILE, TILE), generator=torch.Generator().manual_seed(3))
+    direct = DenoiseInferencer(*models['ebt'])
+    stretched = DenoiseInferencer(*models['ebt'])
+    stretched.model.stretch_eval_noise = True
+    results = {}
+    for name, inferencer in (('direct', direct), ('stretched', stretched)):
+        result = inferencer(image, noise_level=0.2, num_steps=1, seed=3)
+        expected = inferencer.model.noise_for_eval(clean, 0.2, noise)
+        np.testing.assert_allclose(result.noisy, ((expected.clamp(-1, 1) + 1) / 2)[0].permute(
+            1, 2, 0).numpy(), atol=1e-6)
+        results[name] = result.noisy
+    # off, it is the training schedule's noise at t = 199 of 1000
+    noisy, _ = direct.model.add_noise(clean, direct.model.schedule.timestep(0.2), noise)
+    np.testing.assert_allclose(results['direct'], ((noisy.clamp(-1, 1) + 1) / 2)[0].permute(
+        1, 2, 0).numpy(), atol=1e-6)
+    assert not np.allclose(results['direct'], results['stretched'], atol=1e-5)
+
+
 def test_trajectory_energies_and_metrics_agree(ebt):
     image = smooth_image(20, 28)
     result = ebt(image, noise_level=0.2, num_steps=4)

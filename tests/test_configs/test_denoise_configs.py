@@ -41,6 +41,9 @@ def test_coco_configs_use_the_paper_setting(name):
     assert cfg.train_cfg.max_iters == 100000
     assert cfg.param_scheduler[0].end == 10000  # warm-up
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/train2014'
+    # The reference noises test images on the stretched schedule for both models, and
+    # both must see the same inputs.
+    assert cfg.model.stretch_eval_noise is True
     if name == 'ebt':
         assert cfg.model.thinker.alpha == 3000 and cfg.model.thinker.num_steps == 1
         assert cfg.model.thinker.learnable_alpha

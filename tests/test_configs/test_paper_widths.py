@@ -38,3 +38,14 @@ def test_paper_configs_mlp_hidden_is_the_width(config):
 def test_quick_starts_keep_their_wider_mlps():
     backbone = one_block_backbone('configs/quickstart/ebt_denoise_skimage.py')
     assert backbone.blocks[0].mlp[0].out_features == 4 * backbone.embed_dims
+
+
+@pytest.mark.parametrize('probe, trained', [
+    ('configs/linear_probe/ebt_imagenet_linear.py', 'configs/ebt_coco_denoise.py'),
+    ('configs/linear_probe/dit_imagenet_linear.py', 'configs/dit_coco_denoise.py'),
+])
+def test_probes_build_the_backbone_their_checkpoints_hold(probe, trained):
+    """A probe loads a paper checkpoint's backbone: every weight must have its shape."""
+    ours, theirs = one_block_backbone(probe), one_block_backbone(trained)
+    shapes = {name: tuple(value.shape) for name, value in theirs.state_dict().items()}
+    assert {name: tuple(value.shape) for name, value in ours.state_dict().items()} == shapes

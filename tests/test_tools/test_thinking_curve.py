@@ -9,6 +9,7 @@ import torch
 
 from ebtvision.apis import init_model
 from ebtvision.evaluation import PSNRMetric
+from ebtvision.structures import DenoiseDataSample
 from ebtvision.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -39,11 +40,17 @@ def test_denoiser_curves_with_dit_and_adaptive_rows(tiny_config, tmp_path, capsy
     ebt_config, dit_config = tiny_config('ebt'), tiny_config('dit')
     ebt_ckpt = checkpoint_of(ebt_config, str(tmp_path / 'ebt.pth'))
     dit_ckpt = checkpoint_of(dit_config, str(tmp_path / 'dit.pth'))
+    # The reference's protocol: one more reverse run above the training level, and both
+    # models noised on the stretched schedule.
+    reference_dit = tmp_path / 'tiny_dit_reference.py'
+    reference_dit.write_text(f"_base_ = [{osp.basename(dit_config)!r}]\nmodel = dict("
+                             "test_cfg=dict(respace=True, recurse=1), stretch_eval_noise=True)\n")
     out = str(tmp_path / 'curve')
     code = thinking_curve.main([
         ebt_config, ebt_ckpt, '--steps', '1', '2', '--candidates', '1', '2', '--noise-levels',
-        '0.1', '0.2', '--tolerance', '0.05', '--max-samples', '3', '--dit-config', dit_config,
-        '--dit-checkpoint', dit_ckpt, '--dit-steps', '1', '3', '--out-dir', out])
+        '0.1', '0.2', '--tolerance', '0.05', '--max-samples', '3', '--dit-config',
+        str(reference_dit), '--dit-checkpoint', dit_ckpt, '--dit-steps', '1', '3', '--out-dir',
+        out, '--cfg-options', 'model.stretch_eval_noise=True'])
     assert code == 0
     rows = rows_of(out)
     ebt = [r for r in rows if r['model'] == 'EBT' and not r['tolerance']]
@@ -63,7 +70,13 @@ def test_denoiser_curves_with_dit_and_adaptive_rows(tiny_config, tmp_path, capsy
     dit = [r for r in rows if r['model'] == 'DiT']
     assert {(r['steps'], r['noise_level']) for r in dit} == {(1, 0.1), (3, 0.1), (1, 0.2),
                                                              (3, 0.2)}
-    assert all(r['passes'] == r['steps'] for r in dit)
+    # every run of the reverse process counts: two at 0.2 (recurse 1)
+    assert {(r['steps'], r['noise_level']): r['passes'] for r in dit} == {
+        (1, 0.1): 1, (3, 0.1): 3, (1, 0.2): 2, (3, 0.2): 6}
+    assert all(r['forward_passes'] == r['steps_used'] == r['passes'] for r in dit)
+    for r in dit:  # both models saw the same (stretched) noisy images
+        assert r['noisy_psnr'] == pytest.approx(next(
+            o['noisy_psnr'] for o in ebt if o['noise_level'] == r['noise_level']), abs=1e-9)
     image = cv2.imread(osp.join(out, 'thinking_curve.png'))
     assert image is not None and image.shape[1] > image.shape[0]  # one panel per level
     printed = capsys.readouterr().out
@@ -72,6 +85,7 @@ def test_denoiser_curves_with_dit_and_adaptive_rows(tiny_config, tmp_path, capsy
     # The 1-step, 1-candidate PSNR is what the model's own predictions score.
     model = init_model(ebt_config, ebt_ckpt)
     model.eval_noise_levels = [0.1, 0.2]
+    model.stretch_eval_noise = True
     model.test_cfg.update(num_steps=1, energy_maps=False)
     batches = thinking_curve.load_batches(model.cfg, 'val', 3, 8, model)
     metric = PSNRMetric()
@@ -82,6 +96,19 @@ def test_denoiser_curves_with_dit_and_adaptive_rows(tiny_config, tmp_path, capsy
     first = next(r for r in ebt if r['steps'] == 1 and r['candidates'] == 1
                  and r['noise_level'] == 0.1)
     assert first['psnr'] == pytest.approx(expected, abs=1e-4)
+    # The noisy inputs at 0.2 are noise_for_eval's on the stretched schedule.
+    noisy_psnr = {}
+    for stretch in (True, False):
+        model.stretch_eval_noise = stretch
+        metric = PSNRMetric()
+        for inputs, samples in batches:
+            noisy = model.noise_for_eval(inputs, 0.2, model.eval_noise(inputs, samples, 1))
+            metric.process(None, [DenoiseDataSample(gt_img=image, noisy_imgs={'0.2': x})
+                                  for image, x in zip(inputs, noisy)])
+        noisy_psnr[stretch] = metric.compute_metrics(metric.results)['noisy_psnr@0.2']
+    at_02 = next(r for r in ebt if r['noise_level'] == 0.2)
+    assert at_02['noisy_psnr'] == pytest.approx(noisy_psnr[True], abs=1e-9)
+    assert at_02['noisy_psnr'] != pytest.approx(noisy_psnr[False], abs=1e-4)
 
 
 def test_next_frame_curves(video_config, tmp_path):  # noqa: F811

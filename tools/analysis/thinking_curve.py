@@ -19,7 +19,7 @@ Dyck configs validate in distribution and test out of it (longer, deeper prefixe
 Cost is counted per image / clip / sequence, honestly: an EBT step is a forward and a
 backward pass per candidate, plus one forward to score the final candidates
 (self-verification needs it): ``forward = M (S + 1)``, ``backward = M S``; a DiT
-reverse step is one forward.
+reverse step is one forward (``DiTDenoiser.num_passes``: every run of the reverse process).
 
 Writes ``<out-dir>/thinking_curve.json`` (every row), ``thinking_curve.png`` (one panel per
 noise level or split: quality vs passes) and prints a Markdown table. Default out-dir:
@@ -192,11 +192,11 @@ def dit_rows(args, batches_for, split: str) -> List[dict]:
         dit.test_cfg['num_steps'] = steps
         values = evaluate(dit, batches, [PSNRMetric()])
         for level in args.noise_levels:
-            t_start = dit.schedule.timestep(level)
-            used = min(steps, t_start + 1)  # the reverse process cannot take more
-            rows.append(dict(model='DiT', split=split, steps=used, candidates=1, tolerance=None,
-                             steps_used=float(used), forward_passes=float(used),
-                             backward_passes=0.0, passes=float(used), noise_level=level,
+            # Over every run of the reverse process (respace and recurse change it).
+            passes = float(dit.num_passes(level))
+            rows.append(dict(model='DiT', split=split, steps=steps, candidates=1, tolerance=None,
+                             steps_used=passes, forward_passes=passes,
+                             backward_passes=0.0, passes=passes, noise_level=level,
                              psnr=values[f'psnr@{level:g}'],
                              noisy_psnr=values[f'noisy_psnr@{level:g}'], mean_final_energy=None,
                              seconds_per_sample=values['seconds_per_sample']))

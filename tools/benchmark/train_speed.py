@@ -95,7 +95,8 @@ def build_ours(args, which: str) -> nn.Module:
             backbone=dict(type='BidirectionalEBT', **backbone),
             thinker=dict(type='EnergyMinimizer', num_steps=args.steps, alpha=args.alpha))
     else:
-        model = DiTDenoiser(backbone=dict(type='DiT', **backbone))
+        # Learned sigma (MSE + VLB), as the reference's DiT job trains it.
+        model = DiTDenoiser(backbone=dict(type='DiT', learn_sigma=True, **backbone))
     perturb_zero_weights(model)
     return model.train()
 
@@ -334,9 +335,6 @@ def main(argv=None) -> None:
             print(f'speed-up ours vs theirs, {which.upper()}: '
                   f'{median[f"ref_{which}"] / median[f"ours_{which}"]:.2f}x '
                   f'(theirs / ours, medians)')
-    if 'ref_dit' in names:
-        print("note: their DiT learns sigma (6 output channels, MSE + VLB loss, as in their "
-              'job scripts); ours predicts the noise with an MSE loss')
     methods = {method for _, method in memory.values() if method}
     if 'profiler' in methods:
         print('peak MiB = peak bytes of the tensors allocated during one step (torch.profiler '

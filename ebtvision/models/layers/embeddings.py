@@ -75,4 +75,5 @@ class TimestepEmbedder(nn.Module):
         return torch.cat([args.cos(), args.sin()], dim=1)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.sinusoid(t))
+        # The features follow the MLP's dtype (float64 runs, e.g. the parity check).
+        return self.mlp(self.sinusoid(t).to(self.mlp[0].weight.dtype))

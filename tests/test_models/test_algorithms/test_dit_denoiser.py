@@ -136,3 +136,21 @@ def test_evaluation_noise_on_the_stretched_schedule():
     level_noise = stretched.eval_noise(x[:1], samples(1), 1)
     torch.testing.assert_close(sample.noisy_imgs['0.2'],
                                stretched.noise_for_eval(x[:1], 0.2, level_noise)[0])
+
+
+def test_num_passes_counts_the_backbone_calls_of_denoise():
+    noisy = torch.zeros(1, 3, 16, 16)
+    protocols = [dict(num_steps=4), dict(num_steps=4, start_from='train'),
+                 dict(num_steps=4, respace=True, recurse=2), dict(num_steps=3, recurse=1)]
+    for test_cfg in protocols:
+        model = make_dit(test_cfg=test_cfg).eval()
+        calls = []  # a counting stand-in for the network: up to 300 calls a case
+        model.backbone.forward = lambda x, t: calls.append(int(t[0])) or torch.zeros_like(x)
+        # 500 steps asked: capped at the timesteps there are (t_start + 1) per run
+        for level, num_steps in [(0.1, None), (0.2, None), (0.3, 2), (0.2, 500), (0.1, 500)]:
+            calls.clear()
+            model.denoise(noisy, level, num_steps)
+            assert model.num_passes(level, num_steps) == len(calls), (test_cfg, level)
+    # the reference's job: 100 steps, 3 runs above the training level
+    model = make_dit(test_cfg=dict(num_steps=100, respace=True, recurse=2))
+    assert (model.num_passes(0.1), model.num_passes(0.2)) == (100, 300)

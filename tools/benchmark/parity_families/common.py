@@ -1,7 +1,6 @@
 """What every parity family shares: importing the reference, mapping weights into ours,
-identical random draws, and the comparison of losses and gradients."""
+equal random draws, and the comparison of losses and gradients."""
 import contextlib
-import hashlib
 import os.path as osp
 import re
 import sys
@@ -194,43 +193,73 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
 
 
-def _seed_for(kind: str, shape) -> int:
-    digest = hashlib.sha256(f'{kind}{tuple(shape)}'.encode()).hexdigest()
-    return int(digest[:15], 16)
-
-
 @contextlib.contextmanager
-def shape_keyed_randomness():
-    """Make ``torch.randn(_like)`` / ``torch.rand(_like)`` return values that depend only
-    on the shape asked for (the same on every call), so both implementations draw equal
-    noise wherever they draw the same shapes, whatever the order of their draws.
-    Integer draws (``torch.randint``) are not patched: a family sets what needs them
-    (random numbers of steps, timesteps) to be deterministic."""
-    originals = dict(randn=torch.randn, rand=torch.rand, randn_like=torch.randn_like,
-                     rand_like=torch.rand_like)
+def same_random_draws(fixed_randint: bool = False, size: int = 1 << 20):
+    """Make both implementations draw equal random numbers, whatever shapes and order.
+
+    Every Gaussian (uniform) draw of n values - ``torch.randn`` / ``rand`` and their
+    ``_like`` forms, positional or ``size=`` - returns the first n values of one fixed
+    stream. Shapes may differ between the two sides (ours draws a video start as
+    (B, T, 4, 28, 28) where the reference draws (B, T, 3136); with a replay buffer the
+    reference draws B + k rows and overwrites k), the values agree. With
+    ``fixed_randint``, ``torch.randint(low, high, ...)`` returns ``high - 1`` (e.g. the
+    most final-landscape steps); otherwise a family fixes its integer draws itself.
+    """
+    generator = torch.Generator().manual_seed(20240614)
+    streams = dict(normal=torch.randn(size, generator=generator, dtype=torch.float64),
+                   uniform=torch.rand(size, generator=generator, dtype=torch.float64))
+    names = ('randn', 'rand', 'randn_like', 'rand_like', 'randint')
+    originals = {name: getattr(torch, name) for name in names}
 
     def draw(kind, shape, dtype=None, device=None):
-        generator = torch.Generator().manual_seed(_seed_for(kind, shape))
-        out = originals[kind](*shape, generator=generator, dtype=torch.float64)
-        return out.to(dtype=dtype or torch.get_default_dtype(), device=device or 'cpu')
+        count = int(torch.Size(shape).numel())
+        if count > size:
+            raise ValueError(f'a draw of {count} values exceeds the {size}-value stream')
+        return streams[kind][:count].reshape(shape).to(
+            dtype=dtype or torch.get_default_dtype(), device=device or 'cpu')
 
-    def make(kind):
-        def sample(*size, generator=None, dtype=None, device=None, **kwargs):
-            shape = tuple(size[0]) if len(size) == 1 and not isinstance(size[0], int) \
-                else tuple(size)
+    def sized(kind):
+        def sample(*shape, size=None, generator=None, dtype=None, device=None, **kwargs):
+            if size is not None:
+                shape = (size, )
+            if len(shape) == 1 and not isinstance(shape[0], int):
+                shape = tuple(shape[0])
             return draw(kind, shape, dtype, device)
         return sample
 
-    def make_like(kind):
+    def like(kind):
         def sample(tensor, dtype=None, device=None, **kwargs):
-            return draw(kind, tuple(tensor.shape), dtype or tensor.dtype,
-                        device or tensor.device)
+            return draw(kind, tensor.shape, dtype or tensor.dtype, device or tensor.device)
         return sample
 
-    torch.randn, torch.rand = make('randn'), make('rand')
-    torch.randn_like, torch.rand_like = make_like('randn'), make_like('rand')
+    def randint(low, high=None, size=(), generator=None, dtype=torch.long, device=None,
+                **kwargs):
+        low, high = (0, low) if high is None else (low, high)
+        return torch.full(tuple(size), high - 1, dtype=dtype, device=device)
+
+    torch.randn, torch.rand = sized('normal'), sized('uniform')
+    torch.randn_like, torch.rand_like = like('normal'), like('uniform')
+    if fixed_randint:
+        torch.randint = randint
     try:
         yield
     finally:
         for name, function in originals.items():
             setattr(torch, name, function)
+
+
+@contextlib.contextmanager
+def float_in_default_dtype():
+    """``Tensor.float()`` casts to the default dtype while active: the reference casts to
+    float32 in places (RMSNorm, rotary tables, softmax, final norm), and parity runs in
+    float64."""
+    original = torch.Tensor.float
+
+    def to_default(self, *args, **kwargs):
+        return self.to(torch.get_default_dtype())
+
+    torch.Tensor.float = to_default
+    try:
+        yield
+    finally:
+        torch.Tensor.float = original

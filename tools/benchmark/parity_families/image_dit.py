@@ -4,9 +4,9 @@ import contextlib
 
 import torch
 
-from ebtvision.reference.dit import IMAGE_DIT
+from ebtvision.reference.image import IMAGE_DIT
 from .common import (FamilyResult, HParams, gradient_difference, load_mapped,
-                     perturb_zero_weights, relative, shape_keyed_randomness)
+                     perturb_zero_weights, relative, same_random_draws)
 
 # The image EBT family's size: 2 blocks of width 32 over 16 px images in 4 px patches.
 SIZE = dict(depth=2, num_heads=2, embed_dims=32)
@@ -57,9 +57,9 @@ def our_model(learn_sigma: bool):
 
 
 def float64_timestep_features(*embedders) -> None:
-    """Both implementations compute the sinusoidal timestep features in float32 and feed
-    them to the MLP as they are, which fails when the MLP is float64; cast them to the
-    MLP's dtype (the float32 values are equal on both sides)."""
+    """The reference computes its sinusoidal timestep features in float32 and feeds them
+    to the MLP as they are, which fails when the MLP is float64; cast them to the MLP's
+    dtype, as ours does (the float32 values are equal on both sides)."""
     for embedder in embedders:
         embedder.mlp.register_forward_pre_hook(
             lambda mlp, args: (args[0].to(mlp[0].weight.dtype), ))
@@ -91,8 +91,7 @@ def run_family(seed: int, learn_sigma: bool, name: str) -> FamilyResult:
     perturb_zero_weights(reference)
     ours = our_model(learn_sigma)
     load_mapped(ours, reference, IMAGE_DIT)
-    float64_timestep_features(ours.backbone.t_embedder,
-                              reference.diffusion_transformer.t_embedder)
+    float64_timestep_features(reference.diffusion_transformer.t_embedder)
     positions = relative(ours.backbone.pos_embed, reference.diffusion_transformer.pos_embed)
     if positions > 0:
         raise AssertionError(f'fixed positions differ by {positions:.1e} (relative)')
@@ -104,7 +103,7 @@ def run_family(seed: int, learn_sigma: bool, name: str) -> FamilyResult:
     # Training loss through each implementation's own path; equal timesteps and noise.
     reference.train(), ours.train()
     calls = []
-    with shape_keyed_randomness(), fixed_timesteps(t, calls):
+    with same_random_draws(), fixed_timesteps(t, calls):
         loss_ours = ours.loss(images)['loss']
         loss_ref = reference.forward_loss_wrapper(dict(image=images), 'train')['loss']
     if len(calls) != 2:
@@ -121,7 +120,7 @@ def run_family(seed: int, learn_sigma: bool, name: str) -> FamilyResult:
     reference_eval.eval(), ours.eval()
     steps = reference_eval.diffusion.num_timesteps
     t_eval = torch.tensor(int(EVAL_LEVEL * steps) - 1).expand(BATCH)
-    with shape_keyed_randomness():
+    with same_random_draws():
         noisy_ref = reference_eval.diffusion.q_sample(images, t_eval)
         noisy_ours = ours.noise_for_eval(images, EVAL_LEVEL, torch.randn_like(images))
         theirs, _ = call_model_forward(reference_eval.hparams, reference_eval, noisy_ref,
@@ -132,7 +131,7 @@ def run_family(seed: int, learn_sigma: bool, name: str) -> FamilyResult:
     if learn_sigma:
         # Not the reference's evaluation (its jobs use DDIM), but its ancestral sampler
         # is where the learned variances act: one DDPM pass, equal noise at every step.
-        with shape_keyed_randomness():
+        with same_random_draws():
             theirs = reference_eval.diffusion.p_sample_loop(
                 reference_eval.forward, noisy_ref.shape, noise=noisy_ref,
                 model_kwargs=dict(y=None), device=noisy_ref.device, timestep_start=t_eval[0])

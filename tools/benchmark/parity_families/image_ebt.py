@@ -3,7 +3,7 @@ import torch
 
 from ebtvision.reference import FAMILIES
 from .common import (FamilyResult, HParams, gradient_difference, load_mapped,
-                     perturb_zero_weights, relative, shape_keyed_randomness)
+                     perturb_zero_weights, relative, same_random_draws)
 
 # A small model: 2 blocks of width 32 over 16 px images in 4 px patches; 2 thinking steps.
 SIZE = dict(depth=2, num_heads=2, embed_dims=32)
@@ -50,7 +50,7 @@ def run(seed: int) -> FamilyResult:
     # Training loss through each implementation's own loss path; both draw the noise of
     # the noisy images (same shape) from the shape-keyed source.
     reference.train(), ours.train()
-    with shape_keyed_randomness():
+    with same_random_draws():
         loss_ours = ours.loss(images)['loss']
         loss_ref = reference.forward_loss_wrapper(dict(image=images), 'train')['loss']
     loss_ours.backward()

@@ -16,11 +16,8 @@ import types
 import torch
 
 from ebtvision.reference.text import TEXT_EBT, TEXT_TRANSFORMERPP
-from .common import (FamilyResult, HParams, gradient_difference, load_mapped,
-                     perturb_zero_weights, relative, shape_keyed_randomness)
-# The reference's Llama code casts with .float() (RMSNorm, rotary table, softmax); in
-# float64 runs that cast goes to float64, also while its rotary table is built.
-from .video import float_in_default_dtype
+from .common import (FamilyResult, HParams, float_in_default_dtype, gradient_difference,
+                     load_mapped, perturb_zero_weights, relative, same_random_draws)
 
 # A small model: 2 blocks of width 32 with 2 heads over 8 tokens of a 50-token vocabulary;
 # 2 thinking steps of the job's alpha 500 (with random weights they move the logits by
@@ -64,20 +61,6 @@ def _reference_text_modules():
     for module in (baseline_transformer, ebt):  # also if they were imported before
         module.AutoTokenizer = _StubTokenizer
     return ebt.EBT_NLP, baseline_transformer.Baseline_Transformer_NLP
-
-
-@contextlib.contextmanager
-def _randomness():
-    """:func:`shape_keyed_randomness`, also for ``torch.randn(size=...)``, the keyword
-    form the reference's random initial logits use."""
-    with shape_keyed_randomness():
-        keyed = torch.randn
-
-        def randn(*args, size=None, **kwargs):
-            return keyed(*(args or (tuple(size), )), **kwargs)
-
-        torch.randn = randn
-        yield
 
 
 def reference_hparams(**overrides) -> HParams:
@@ -155,7 +138,7 @@ def run_ebt(seed: int, name: str = 'text EBT', reference_options=None,
     # Training loss through each side's own path; both draw the random initial logits
     # (B, T, V) from the shape-keyed source.
     reference.train(), ours.train()
-    with _randomness(), float_in_default_dtype():
+    with same_random_draws(), float_in_default_dtype():
         loss_ours = ours.loss(tokens)['loss']
         # The data module gives (B, 1, L + 1) ids; the wrapper squeezes dim 1.
         loss_ref = reference.forward_loss_wrapper(dict(input_ids=tokens[:, None]),
@@ -168,7 +151,7 @@ def run_ebt(seed: int, name: str = 'text EBT', reference_options=None,
     # ebt_advanced_inference with its defaults: one step per landscape, trained alpha).
     reference.eval(), ours.eval()
     ids = tokens[:, :-1]
-    with _randomness(), float_in_default_dtype():
+    with same_random_draws(), float_in_default_dtype():
         theirs = reference.ebt_advanced_inference(ids, learning=False)[2][1:]
         init = ours.head.init_candidates(*ids.shape)
         mine = ours.thinker(ours.energy_fn(ids), init, transform=ours.head.normalize).candidates

@@ -8,88 +8,18 @@ width whenever the width is not 3136): the reference through its own
 ``forward_loss_wrapper(clips, 'train')``, ours through ``model.loss`` with latent-cache
 inputs (``input_kind='latents'``).
 
-Two local helpers stand in for what ``common.py`` does not cover here:
-
-* :func:`prefix_stream_randomness`: every Gaussian (uniform) draw of n values returns
-  the first n values of one fixed stream. The shape-keyed source of ``common.py`` would
-  not do: ours draws candidate starts as (B, T, 4, 28, 28) where the reference draws
-  (B, T, 3136), and with a replay buffer the reference draws starts for the B + k rows
-  and overwrites the last k, where ours draws B. ``torch.randint`` (the S2 random number
-  of final-landscape steps) returns the largest value of its range on both sides.
-* :func:`float_in_default_dtype`: the reference's Llama code casts to float32 with
-  ``.float()`` (RMSNorm, rotary tables, softmax, final norm); in this run ``.float()``
-  casts to the default dtype (float64) instead, as the family runs in float64.
+Random draws come from ``same_random_draws(fixed_randint=True)``: the S2 random number of
+final-landscape steps is then the largest of its range on both sides.
 """
-import contextlib
-
 import torch
 
 from ebtvision.reference.video import VIDEO_EBT, VIDEO_TRANSFORMERPP
-from .common import (FamilyResult, HParams, gradient_difference, load_mapped,
-                     perturb_zero_weights)
+from .common import (FamilyResult, HParams, float_in_default_dtype, gradient_difference,
+                     load_mapped, perturb_zero_weights, same_random_draws)
 
 SIZE = dict(depth=2, num_heads=2, embed_dims=32)
 LATENT = (4, 28, 28)  # what the reference's hard-coded 3136-dim projection expects
 CONTEXT, BATCH = 3, 2  # clips of CONTEXT + 1 frames
-
-
-@contextlib.contextmanager
-def prefix_stream_randomness(size: int = 1 << 20):
-    """Gaussian / uniform draws of n values are the first n values of fixed streams;
-    ``torch.randint(low, high, ...)`` gives ``high - 1`` (see the module docstring)."""
-    generator = torch.Generator().manual_seed(20240614)
-    streams = dict(normal=torch.randn(size, generator=generator, dtype=torch.float64),
-                   uniform=torch.rand(size, generator=generator, dtype=torch.float64))
-    names = ('randn', 'rand', 'randn_like', 'rand_like', 'randint')
-    originals = {name: getattr(torch, name) for name in names}
-
-    def draw(kind, shape, dtype=None, device=None):
-        count = int(torch.Size(shape).numel())
-        if count > size:
-            raise ValueError(f'a draw of {count} values exceeds the {size}-value stream')
-        return streams[kind][:count].reshape(shape).to(
-            dtype=dtype or torch.get_default_dtype(), device=device or 'cpu')
-
-    def sized(kind):
-        def sample(*shape, generator=None, dtype=None, device=None, **kwargs):
-            if len(shape) == 1 and not isinstance(shape[0], int):
-                shape = tuple(shape[0])
-            return draw(kind, shape, dtype, device)
-        return sample
-
-    def like(kind):
-        def sample(tensor, dtype=None, device=None, **kwargs):
-            return draw(kind, tensor.shape, dtype or tensor.dtype, device or tensor.device)
-        return sample
-
-    def randint(low, high=None, size=(), generator=None, dtype=torch.long, device=None,
-                **kwargs):
-        low, high = (0, low) if high is None else (low, high)
-        return torch.full(tuple(size), high - 1, dtype=dtype, device=device)
-
-    torch.randn, torch.rand = sized('normal'), sized('uniform')
-    torch.randn_like, torch.rand_like = like('normal'), like('uniform')
-    torch.randint = randint
-    try:
-        yield
-    finally:
-        for name, function in originals.items():
-            setattr(torch, name, function)
-
-
-@contextlib.contextmanager
-def float_in_default_dtype():
-    """``Tensor.float()`` casts to the default dtype (float64 here) while active."""
-    original = torch.Tensor.float
-
-    def to_default(self, *args, **kwargs):
-        return self.to(torch.get_default_dtype())
-
-    torch.Tensor.float = to_default
-    try:
-        yield
-    finally:
-        torch.Tensor.float = original
 
 
 def reference_hparams(**changes) -> HParams:
@@ -177,7 +107,7 @@ def compare(name: str, ours, reference, mapping, latents: torch.Tensor, scale: f
     encoder would. ``warm_up`` latents run one step first on both (filling the replay
     buffer with one clip) and their gradients are dropped."""
     ours.train(), reference.train()
-    with prefix_stream_randomness(), float_in_default_dtype():
+    with same_random_draws(fixed_randint=True), float_in_default_dtype():
         if warm_up is not None:
             ours.loss(warm_up * scale, latent_samples(len(warm_up)))['loss'].backward()
             reference.forward_loss_wrapper(warm_up, 'train')['loss'].backward()
