@@ -5,7 +5,7 @@ import os
 import torch
 
 from tests.conftest import run_tool, weights
-from tests.test_reference.test_image import as_reference, tiny_ebt
+from tests.test_reference.test_image import as_reference_ebt, tiny_ebt
 
 TOOL = 'tools/model_converters/from_reference.py'
 
@@ -35,7 +35,7 @@ def reference_checkpoint(path, marker):
     with torch.no_grad():
         for param in source.parameters():
             param.normal_()
-    state = {f'model.{k}': v for k, v in as_reference(source.state_dict()).items()}
+    state = {f'model.{k}': v for k, v in as_reference_ebt(source.state_dict()).items()}
     torch.save(dict(state_dict=state, hyper_parameters=argparse.Namespace(embedding_dim=32),
                     callbacks=[RunsCode(marker)]), path)
     return source.state_dict()

@@ -1,7 +1,9 @@
 """PSNR and wall time per image: EBT thinking steps vs DiT reverse steps.
 
 Counts network passes honestly: an EBT step is one forward *and* one backward pass through
-the backbone (the energy gradient); a DiT step is one forward pass. Prints a table.
+the backbone (the energy gradient); a DiT step is one forward pass, over every run of its
+reverse process (``DiTDenoiser.num_passes``; per noise level, as respace and recurse make
+it differ). Prints a table.
 
     python tools/benchmark/denoise_nfe.py \
         --ebt-config configs/quickstart/ebt_denoise_skimage.py \
@@ -67,16 +69,26 @@ class PassCounter:
         self.count += 1
 
 
+def noisy_images(model, images, samples, level_index, level):
+    """The images noised at ``level`` as validation noises them."""
+    return model.noise_for_eval(images, level, model.eval_noise(images, samples, level_index))
+
+
 def evaluate(model, images, samples, level_index, level, run):
     """Noise the images like validation does, denoise with ``run``, return PSNR and time."""
-    noise = model.eval_noise(images, samples, level_index)
-    noisy, _ = model.add_noise(images, model.schedule.timestep(level), noise)
+    noisy = noisy_images(model, images, samples, level_index, level)
     start = time.perf_counter()
     denoised = run(noisy, level)
     elapsed = time.perf_counter() - start
     value = psnr(to_uint8_scale(denoised.clamp(-1, 1)), to_uint8_scale(images)).mean().item()
     noisy_value = psnr(to_uint8_scale(noisy.clamp(-1, 1)), to_uint8_scale(images)).mean().item()
     return value, noisy_value, elapsed
+
+
+def passes_label(per_level) -> str:
+    """Passes per image: one number, or one per noise level ('100/300') where they differ
+    (the DiT's recurse runs the reverse process again above the training level)."""
+    return str(per_level[0]) if len(set(per_level)) == 1 else '/'.join(map(str, per_level))
 
 
 def main():
@@ -88,14 +100,14 @@ def main():
     _, dit = build(args.dit_config, args.dit_checkpoint)
     images, samples = load_images(ebt_cfg)
     n = images.shape[0]
-    ebt_passes, dit_passes = PassCounter(ebt.backbone), PassCounter(dit.backbone)
+    ebt_passes = PassCounter(ebt.backbone)
 
     rows = []
     variants = [('EBT', steps) for steps in args.ebt_steps] + \
         [('DiT', steps) for steps in args.dit_steps]
     for name, steps in variants:
         if name == 'EBT':
-            model, counter = ebt, ebt_passes
+            model = ebt
 
             def run(noisy, level, steps=steps):
                 return ebt.thinker(ebt.energy, noisy, create_graph=False, randomize=False,
@@ -103,7 +115,7 @@ def main():
 
             backward_per_image = steps
         else:
-            model, counter = dit, dit_passes
+            model = dit
             dit.test_cfg.update(num_steps=steps, method=args.dit_method)
 
             def run(noisy, level):
@@ -111,19 +123,21 @@ def main():
                     return dit.denoise(noisy, level)[0]
 
             backward_per_image = 0
-        psnrs, floors, times = [], [], []
+        psnrs, floors, times, forwards = [], [], [], []
         for level_index, level in enumerate(args.noise_levels):
             evaluate(model, images, samples, level_index, level, run)  # warm-up, untimed
-            counter.count = 0
+            ebt_passes.count = 0
             level_times = []
             for _ in range(args.repeats):
                 value, floor, elapsed = evaluate(model, images, samples, level_index, level, run)
                 level_times.append(elapsed)
-            forward_per_image = counter.count // args.repeats
+            # One batched call per repeat: backbone calls per repeat are passes per image.
+            forwards.append(ebt_passes.count // args.repeats if name == 'EBT'
+                            else dit.num_passes(level))
             psnrs.append(value)
             floors.append(floor)
             times.append(sorted(level_times)[len(level_times) // 2] / n)
-        rows.append((name, steps, forward_per_image, backward_per_image, psnrs, floors,
+        rows.append((name, steps, forwards, backward_per_image, psnrs, floors,
                      sum(times) / len(times)))
 
     dit_reference = [row for row in rows if row[0] == 'DiT' and row[1] == max(args.dit_steps)]
@@ -136,9 +150,9 @@ def main():
     print(header)
     print(f'{"noisy":5} {"-":>5} {"-":>7} {"-":>7} ' +
           ' '.join(f'{v:9.2f}' for v in rows[0][5]))
-    for name, steps, forward, backward, psnrs, _, per_image in rows:
+    for name, steps, forwards, backward, psnrs, _, per_image in rows:
         speedup = f'{reference_time / per_image:.1f}x' if reference_time else '-'
-        print(f'{name:5} {steps:5d} {forward:7d} {backward:7d} ' +
+        print(f'{name:5} {steps:5d} {passes_label(forwards):>7} {backward:7d} ' +
               ' '.join(f'{v:9.2f}' for v in psnrs) + f' {per_image * 1e3:8.2f} {speedup:>20}')
 
 

@@ -6,8 +6,8 @@ trivially zero), its weights are mapped into our model with the same mapping
 ``tools/model_converters/from_reference.py`` uses, and both compute, in float64 and
 from the same inputs, the training loss and every parameter gradient; the denoisers
 also compare their evaluation protocol's output on the same noisy batch. Random draws
-(noise, candidate starts) are made equal by a shape-keyed source, and settings that
-draw random integers are fixed.
+(noise, candidate starts) are made equal (every draw of n values is the first n of one
+stream), and random integer draws are fixed.
 
 DIR holds the reference's ``model/`` and ``inference/`` folders, e.g.::
 

@@ -68,7 +68,7 @@ def float64_timestep_features(*embedders) -> None:
 @contextlib.contextmanager
 def fixed_timesteps(t: torch.Tensor, calls: list):
     """Both sides draw the training timesteps with ``torch.randint(0, steps, (B,))``;
-    answer each such call with ``t`` (the shape-keyed source patches float draws only)."""
+    answer each such call with ``t`` (same_random_draws patches float draws only)."""
     original = torch.randint
 
     def randint(low, high, size, **kwargs):

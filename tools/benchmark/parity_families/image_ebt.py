@@ -48,7 +48,7 @@ def run(seed: int) -> FamilyResult:
     images = torch.rand(BATCH, 3, IMG, IMG, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
     # Training loss through each implementation's own loss path; both draw the noise of
-    # the noisy images (same shape) from the shape-keyed source.
+    # the noisy images from the same stream.
     reference.train(), ours.train()
     with same_random_draws():
         loss_ours = ours.loss(images)['loss']

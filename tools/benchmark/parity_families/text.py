@@ -124,6 +124,22 @@ def token_batch(seed: int) -> torch.Tensor:
     return tokens
 
 
+def compare_training(ours, reference, mapping, tokens: torch.Tensor):
+    """``(loss ours, loss theirs, max relative gradient difference, gradients compared)``
+    of each side's own training loss on ``tokens``; both draw the random initial logits
+    (B, T, V) from the same stream."""
+    reference.train(), ours.train()
+    with same_random_draws(), float_in_default_dtype():
+        loss_ours = ours.loss(tokens)['loss']
+        # The data module gives (B, 1, L + 1) ids; the wrapper squeezes dim 1.
+        loss_ref = reference.forward_loss_wrapper(dict(input_ids=tokens[:, None]),
+                                                  'train')['loss']
+        loss_ours.backward()
+        loss_ref.backward()
+    grad_rel, count, _ = gradient_difference(ours, reference, mapping)
+    return loss_ours.item(), loss_ref.item(), grad_rel, count
+
+
 def run_ebt(seed: int, name: str = 'text EBT', reference_options=None,
             our_options=None) -> FamilyResult:
     EBT_NLP, _ = _reference_text_modules()
@@ -135,17 +151,7 @@ def run_ebt(seed: int, name: str = 'text EBT', reference_options=None,
     load_mapped(ours, reference, TEXT_EBT)
     tokens = token_batch(seed)
 
-    # Training loss through each side's own path; both draw the random initial logits
-    # (B, T, V) from the shape-keyed source.
-    reference.train(), ours.train()
-    with same_random_draws(), float_in_default_dtype():
-        loss_ours = ours.loss(tokens)['loss']
-        # The data module gives (B, 1, L + 1) ids; the wrapper squeezes dim 1.
-        loss_ref = reference.forward_loss_wrapper(dict(input_ids=tokens[:, None]),
-                                                  'train')['loss']
-        loss_ours.backward()
-        loss_ref.backward()
-    grad_rel, count, _ = gradient_difference(ours, reference, TEXT_EBT)
+    losses = compare_training(ours, reference, TEXT_EBT, tokens)
 
     # Evaluation: the thinking trajectory from the same initial logits (the reference's
     # ebt_advanced_inference with its defaults: one step per landscape, trained alpha).
@@ -158,7 +164,7 @@ def run_ebt(seed: int, name: str = 'text EBT', reference_options=None,
     eval_rel = max(relative(a.detach(), b.detach()) for a, b in zip(mine, theirs))
     if len(mine) != len(theirs):
         eval_rel = float('inf')
-    return FamilyResult(name, loss_ours.item(), loss_ref.item(), grad_rel, count, eval_rel)
+    return FamilyResult(name, *losses, eval_rel)
 
 
 def run_transformer_pp(seed: int) -> FamilyResult:
@@ -170,14 +176,7 @@ def run_transformer_pp(seed: int) -> FamilyResult:
     load_mapped(ours, reference, TEXT_TRANSFORMERPP)
     tokens = token_batch(seed)
 
-    reference.train(), ours.train()
-    with float_in_default_dtype():
-        loss_ours = ours.loss(tokens)['loss']
-        loss_ref = reference.forward_loss_wrapper(dict(input_ids=tokens[:, None]),
-                                                  'train')['loss']
-        loss_ours.backward()
-        loss_ref.backward()
-    grad_rel, count, _ = gradient_difference(ours, reference, TEXT_TRANSFORMERPP)
+    losses = compare_training(ours, reference, TEXT_TRANSFORMERPP, tokens)
 
     # Evaluation: next-token logits of the first CONTEXT tokens.
     reference.eval(), ours.eval()
@@ -185,8 +184,7 @@ def run_transformer_pp(seed: int) -> FamilyResult:
     with torch.no_grad(), float_in_default_dtype():
         theirs = reference(ids, learning=False, return_raw_logits=True)
         mine = ours.predict_logits(ids).logits
-    return FamilyResult('text Transformer++', loss_ours.item(), loss_ref.item(), grad_rel,
-                        count, relative(mine, theirs))
+    return FamilyResult('text Transformer++', *losses, relative(mine, theirs))
 
 
 # Our defaults against the reference's options that equal them: the tied candidate
