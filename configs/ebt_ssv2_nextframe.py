@@ -30,10 +30,8 @@ model = dict(
 
 # alpha's lr multiplier (3 x alpha = 90000) comes from the schedule's optimizer constructor.
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=10000),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=10000, end=100000, eta_min=4e-5),
-]
+# The schedule's base: 10k warm-up, then a cosine over 1M steps to lr / 10 (the job's
+# --max_scheduling_steps 1000000 --min_lr_scale 10).
 
 default_hooks = dict(checkpoint=dict(save_best='nextframe/smooth_l1', rule='less'))
 

@@ -91,3 +91,42 @@ def test_constructor_gives_the_hand_kept_param_groups(name):
         assert alpha[0]['weight_decay'] == 0.0
     else:
         assert len(new) == 1  # MMEngine's single group
+
+
+PAPER_SCHEDULE_CONFIGS = ['configs/ebt_coco_denoise.py', 'configs/dit_coco_denoise.py',
+                          'configs/ebt_ssv2_nextframe.py', 'configs/ebt_ssv2_nextframe_s2.py',
+                          'configs/transformerpp_ssv2_nextframe.py']
+
+
+def test_paper_configs_follow_the_reference_schedule():
+    """The reference's jobs warm up from ~0 over 10k steps, then follow a cosine laid out
+    over 1M steps down to lr / 10, of which 100k are trained (WarmUpCosineAnnealingLR with
+    --max_scheduling_steps 1000000 --min_lr_scale 10)."""
+    import math
+
+    from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
+    schedules = {str(Config.fromfile(path).param_scheduler) for path in PAPER_SCHEDULE_CONFIGS}
+    assert len(schedules) == 1  # every paper config uses the schedule base's
+    cfg = Config.fromfile(PAPER_SCHEDULE_CONFIGS[0])
+    peak = 1e-4
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=peak)
+    built = {'LinearLR': LinearLR, 'CosineAnnealingLR': CosineAnnealingLR}
+    schedulers = [built[s['type']](optimizer, **{k: v for k, v in s.items() if k != 'type'})
+                  for s in cfg.param_scheduler]
+    seen = {}
+    for step in range(100000):
+        if step in (0, 9999, 50000, 99999):
+            seen[step] = optimizer.param_groups[0]['lr']
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+
+    def reference(step):  # the lr of 0-based step ``step`` in the reference
+        if step < 10000:
+            return peak * (step + 1) / 10000
+        return peak / 10 + (peak - peak / 10) * (1 + math.cos(math.pi * (step - 9999) /
+                                                              990000)) / 2
+    for step, lr in seen.items():
+        assert lr == pytest.approx(reference(step), rel=2e-3, abs=1e-9), step
+    assert seen[99999] == pytest.approx(0.982 * peak, rel=1e-3)
