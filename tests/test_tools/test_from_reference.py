@@ -54,6 +54,10 @@ def test_converts_checks_against_a_config_and_runs_no_code(tmp_path):
     assert sorted(converted) == sorted(expected)
     assert all(torch.equal(converted[k], v) for k, v in expected.items())
     assert not marker.exists()
+    # What the demos and tools/test.py load it with.
+    from ebtvision.apis import init_model
+    model = init_model(str(config), str(out))
+    assert torch.equal(model.thinker.alpha, expected['thinker.alpha'])
 
     # The output is never overwritten without --force.
     before = out.read_bytes()
