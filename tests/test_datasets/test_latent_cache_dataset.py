@@ -80,7 +80,7 @@ def test_clear_errors_when_reading(latent_cache, tmp_path):
     # The encoder a config names must be the one the cache was made with.
     assert len(LatentClipDataset(cache_dir, encoder=LATENT_ENCODER_CFG)) > 0
     with pytest.raises(LatentCacheError, match=r'another encoder \(patch_size: cache 4, '
-                       'config 8\)'):
+                       r'config 8\)'):
         LatentClipDataset(cache_dir, encoder=dict(LATENT_ENCODER_CFG, patch_size=8))
 
 
