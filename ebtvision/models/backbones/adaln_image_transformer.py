@@ -5,7 +5,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from ..layers import AdaLNBlock, PatchEmbed, sincos_2d_position_embedding
+from ..layers import AdaLNBlock, PatchEmbed, call_block, sincos_2d_position_embedding
 from .arch_settings import resolve_arch
 
 
@@ -23,12 +23,16 @@ class AdaLNImageTransformer(BaseModule):
         patch_size: Patch side.
         in_channels: Input channels.
         mlp_ratio: MLP width relative to the token width.
+        with_cp: Activation checkpointing of every block in training: less memory, one
+            more forward of each block per backward (see :func:`call_block`).
         init_cfg: MMEngine init config (e.g. ``dict(type='Pretrained', checkpoint=...)``).
     """
 
     def __init__(self, arch: Union[str, dict] = 'xs', img_size: int = 128, patch_size: int = 16,
-                 in_channels: int = 3, mlp_ratio: float = 4.0, init_cfg=None) -> None:
+                 in_channels: int = 3, mlp_ratio: float = 4.0, with_cp: bool = False,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         settings = resolve_arch(arch)
         self.embed_dims = settings['embed_dims']
         self.depth = settings['depth']
@@ -59,5 +63,5 @@ class AdaLNImageTransformer(BaseModule):
     def _run_blocks(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         tokens = self.patch_embed(x) + self.pos_embed
         for block in self.blocks:
-            tokens = block(tokens, cond)
+            tokens = call_block(block, tokens, cond, with_cp=self.with_cp)
         return tokens

@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ebtvision.registry import MODELS
+from ..layers.checkpointing import call_block
 from ..layers.kv_cache import KVCache
 from ..layers.llama import LlamaBlock, RMSNorm, rotary_tables, xavier_normal_
 from .arch_settings import resolve_arch
@@ -31,13 +32,16 @@ class CausalTransformer(BaseModule):
             checkpoints need ``'interleaved'``.
         weight_init: ``'torch'`` (PyTorch's default) or ``'xavier'`` (Xavier normal, the
             reference's) for the linear layers.
+        with_cp: Activation checkpointing of every block in training (not with a KV
+            cache): less memory, one more forward of each block per backward.
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, arch: Union[str, dict] = 'xxs', mlp_ratio: float = 4.0,
                  norm_eps: float = 1e-5, rotary_layout: str = 'half',
-                 weight_init: str = 'torch', init_cfg=None) -> None:
+                 weight_init: str = 'torch', with_cp: bool = False, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         settings = resolve_arch(arch)
         self.embed_dims = settings['embed_dims']
         self.num_heads = settings['num_heads']
@@ -67,7 +71,8 @@ class CausalTransformer(BaseModule):
         new_keys_values = []
         for index, block in enumerate(self.blocks):
             past = cache.past(index) if cache is not None else None
-            tokens, keys_values = block(tokens, cos, sin, mask, past)
+            tokens, keys_values = call_block(block, tokens, cos, sin, mask, past,
+                                             with_cp=self.with_cp and cache is None)
             new_keys_values.append(keys_values)
         if append:
             cache.append(new_keys_values)
