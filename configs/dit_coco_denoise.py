@@ -30,3 +30,7 @@ optim_wrapper = dict(optimizer=dict(weight_decay=0.0))
 default_hooks = dict(
     checkpoint=dict(save_best='denoise/psnr@0.1', rule='greater'))
 custom_hooks = [dict(type='DenoiseVisualizationHook', interval=2000)]
+
+# The global batch lr 1e-4 is for (tools/train.py --auto-scale-lr): the reference's
+# pretrain_denoising/dit.sh, 128 per GPU x 1 GPU x accumulate_grad_batches 1.
+auto_scale_lr = dict(enable=False, base_batch_size=128)

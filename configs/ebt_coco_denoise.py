@@ -24,3 +24,7 @@ default_hooks = dict(
 # ThinkingVisualizationHook: trajectory, per-patch energy map and energy curve (OOD level).
 custom_hooks = [dict(type='DenoiseVisualizationHook', interval=2000),
                 dict(type='ThinkingVisualizationHook', level=0.2)]
+
+# The global batch lr 1e-4 is for (tools/train.py --auto-scale-lr): the reference's
+# pretrain_denoising/ebt_s1.sh, 128 per GPU x 1 GPU x accumulate_grad_batches 1.
+auto_scale_lr = dict(enable=False, base_batch_size=128)

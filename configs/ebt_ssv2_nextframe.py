@@ -37,3 +37,8 @@ default_hooks = dict(checkpoint=dict(save_best='nextframe/smooth_l1', rule='less
 
 # Per-frame energies (the model's uncertainty) and energy vs thinking step at validation.
 custom_hooks = [dict(type='ThinkingVisualizationHook')]
+
+# The global batch lr 4e-4 is for (tools/train.py --auto-scale-lr): the reference's
+# vid/pretrain/ebt_s1_vae.sh, 16 per GPU x 4 GPUs x accumulate_grad_batches 4; to train
+# as it did on 4 GPUs, add optim_wrapper.accumulative_counts=4.
+auto_scale_lr = dict(enable=False, base_batch_size=256)

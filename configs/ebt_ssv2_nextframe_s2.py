@@ -26,3 +26,7 @@ model = dict(
         detach_between_steps=False,
         truncate=True),
     replay_buffer=dict(type='ReplayBuffer', capacity=192, replay_fraction=0.5))
+
+# The global batch lr 4e-4 is for (tools/train.py --auto-scale-lr): the reference's
+# vid/pretrain/ebt_s2_vae.sh, 32 per GPU x 4 GPUs x accumulate_grad_batches 2.
+auto_scale_lr = dict(enable=False, base_batch_size=256)

@@ -23,3 +23,8 @@ optim_wrapper = dict(optimizer=dict(lr=1.2e-3))
 # --max_scheduling_steps 1000000 --min_lr_scale 10).
 
 default_hooks = dict(checkpoint=dict(save_best='nextframe/smooth_l1', rule='less'))
+
+# The global batch lr 1.2e-3 is for (tools/train.py --auto-scale-lr): the reference's
+# vid/pretrain/baseline_transformer_vae.sh, 16 per GPU x 4 GPUs x accumulate_grad_batches 4;
+# to train as it did on 4 GPUs, add optim_wrapper.accumulative_counts=4.
+auto_scale_lr = dict(enable=False, base_batch_size=256)

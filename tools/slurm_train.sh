@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Slurm training: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [GPUS] [train.py options]
+# Usage: GPUS=16 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py options]
+# As OpenMMLab's scripts, the sizes come from the environment (GPUS: processes in all,
+# default 8; GPUS_PER_NODE: default min(GPUS, 8); CPUS_PER_TASK: default 5; SRUN_ARGS:
+# extra srun flags), so that everything after CONFIG reaches tools/train.py unchanged.
 set -euo pipefail
+if [ $# -lt 3 ]; then sed -n 's/^# Usage: /usage: /p' "$0" >&2; exit 2; fi
+if [[ "${4:-}" =~ ^[0-9]+$ ]]; then
+    echo "error: the GPU count comes from the environment, not a 4th argument:" \
+         "GPUS=$4 bash $0 $1 $2 $3 [train.py options]" >&2
+    exit 2
+fi
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
+# SRUN_ARGS unquoted on purpose: it may hold several flags.
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" \
     --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 \

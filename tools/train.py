@@ -16,14 +16,13 @@ import sys
 # 23.6 s instead of 28.2 s). Read when torch loads OpenMP; the user's own value wins.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ebtvision.engine import (enable_divergence_checks, search_resumable_checkpoint,  # noqa
-                              set_aside)
+from ebtvision.engine import (AMP_DTYPES, check_amp_dtype, default_amp_dtype,  # noqa: E402
+                              enable_divergence_checks, search_resumable_checkpoint, set_aside)
 from ebtvision.fileio import CheckpointLoadError, install_safe_checkpoint_io  # noqa: E402
 from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  # noqa: E402
                              check_data_roots, check_model_config, exit_with_error,
@@ -41,13 +40,23 @@ def parse_args(argv=None):
         help='resume from CHECKPOINT, or with no value from the newest readable '
         'checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (needs a CUDA device)')
+                        help='automatic mixed precision (autocast, on CPU or CUDA)')
+    parser.add_argument('--amp-dtype', choices=AMP_DTYPES,
+                        help='with --amp: the autocast dtype (default: the config\'s '
+                        'optim_wrapper.dtype, else bfloat16 where the device supports it, '
+                        'else float16 with a dynamic loss scaler)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the learning rate linearly by the global batch (processes "
+                        'x batch_size x optim_wrapper.accumulative_counts) over the config\'s '
+                        'auto_scale_lr.base_batch_size')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.amp_dtype and not args.amp:
+        parser.error('--amp-dtype needs --amp')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -68,13 +77,7 @@ def build_config(args) -> Config:
     cfg.default_hooks.setdefault('data_skip', dict(type='DataSkipHook'))
     use_atomic_checkpoint_hook(cfg)
     if args.amp:
-        if not torch.cuda.is_available():
-            exit_with_error('--amp needs a CUDA device (MMEngine\'s AmpOptimWrapper does not '
-                            'run on CPU); train without --amp here')
-        optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_type != 'AmpOptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        use_amp(cfg, args.amp_dtype)
     # Stop a diverged run with one clear line, never checkpoint non-finite weights, flag
     # validation results worse than the noisy input's.
     try:
@@ -89,7 +92,44 @@ def build_config(args) -> Config:
         if '://' not in args.resume and not osp.isfile(args.resume):
             exit_with_error(f'--resume: checkpoint {args.resume} does not exist')
         cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg, args.config)
     return cfg
+
+
+def enable_auto_scale_lr(cfg: Config, config_path: str) -> None:
+    """``--auto-scale-lr``: MMEngine's linear scaling rule, lr x global batch /
+    ``auto_scale_lr.base_batch_size``, with accumulated micro-batches counted in the
+    global batch (MMEngine's ``Runner.scale_lr`` counts processes x ``batch_size`` only)."""
+    scale = cfg.get('auto_scale_lr')
+    base = scale.get('base_batch_size') if isinstance(scale, dict) else None
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 0:
+        exit_with_error(f'--auto-scale-lr: {config_path} needs auto_scale_lr = dict('
+                        'base_batch_size=N), N > 0 the global batch its learning rate is for')
+    scale.enable = True
+    counts = cfg.get('optim_wrapper', {}).get('accumulative_counts', 1)
+    if counts > 1:
+        # MMEngine divides processes x batch_size by the base: take the accumulation out of it.
+        scale.base_batch_size = base / counts
+        print_log(f'--auto-scale-lr: {counts} accumulated micro-batches per update: the '
+                  f'base batch of {base} is compared with processes x batch_size as '
+                  f'{base / counts:g}', logger='current')
+
+
+def use_amp(cfg: Config, dtype=None) -> None:
+    """``--amp``: mixed precision through ``AmpOptimWrapper`` (made
+    ``FiniteCheckAmpOptimWrapper`` below, which runs on CPU too) with autocast to ``dtype``,
+    else the config's ``optim_wrapper.dtype``, else bfloat16 where the device supports it;
+    float16 gets a dynamic loss scaler unless the config sets ``loss_scale``."""
+    dtype = dtype or cfg.optim_wrapper.get('dtype') or default_amp_dtype()
+    try:
+        dtype = str(check_amp_dtype(dtype)).replace('torch.', '')
+    except ValueError as error:
+        exit_with_error(f'--amp: {error}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = dtype
+    if dtype == 'float16':
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
 def use_atomic_checkpoint_hook(cfg: Config) -> None:

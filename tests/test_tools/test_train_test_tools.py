@@ -1,4 +1,5 @@
 """tools/train.py and tools/test.py end to end on tiny models and generated images."""
+import glob
 import json
 import os
 import os.path as osp
@@ -153,3 +154,39 @@ def test_missing_config_and_checkpoint_end_in_one_line(tiny_config, tmp_path):
         result = run_tool(tool, *args, check=False)
         assert result.returncode == 2, (tool, args, result.stderr[-2000:])
         assert result.stderr.splitlines() == [f'error: {message} does not exist'], result.stderr
+
+
+def training_losses(work_dir):
+    """The loss of every training iteration, from the run's ``vis_data/scalars.json``."""
+    path, = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    records = [json.loads(line) for line in open(path)]
+    return torch.tensor([record['loss'] for record in records if 'loss' in record])
+
+
+def test_amp_trains_in_bfloat16_on_cpu_close_to_float32(tiny_config, tmp_path):
+    config = tiny_config('ebt')
+    options = ['--cfg-options', 'train_cfg.max_iters=3', 'train_cfg.val_interval=10']
+    run_tool('tools/train.py', config, '--work-dir', str(tmp_path / 'fp32'), *options)
+    run_tool('tools/train.py', config, '--work-dir', str(tmp_path / 'amp'), '--amp', *options)
+    dumped, = glob.glob(str(tmp_path / 'amp' / '*' / 'vis_data' / 'config.py'))
+    text = open(dumped).read()
+    assert "type='FiniteCheckAmpOptimWrapper'" in text and "dtype='bfloat16'" in text
+    reference, losses = training_losses(str(tmp_path / 'fp32')), training_losses(
+        str(tmp_path / 'amp'))
+    assert len(losses) == 3 and torch.isfinite(losses).all()
+    torch.testing.assert_close(losses, reference, rtol=1e-2, atol=1e-4)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--amp', '--amp-dtype', 'fp8'], "argument --amp-dtype: invalid choice: 'fp8'"),
+    (['--amp-dtype', 'float16'], '--amp-dtype needs --amp'),
+    (['--amp', '--cfg-options', 'optim_wrapper.dtype=float32'],
+     "--amp: the mixed-precision dtype must be one of ('bfloat16', 'float16'), got "
+     "'float32'"),
+])
+def test_amp_mistakes_end_in_one_line(tiny_config, tmp_path, args, message):
+    result = run_tool('tools/train.py', tiny_config('ebt'), '--work-dir', str(tmp_path), *args,
+                      check=False)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0], lines

@@ -17,7 +17,7 @@ import json
 import math
 import os.path as osp
 import time
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn

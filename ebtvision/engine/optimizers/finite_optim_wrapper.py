@@ -15,11 +15,12 @@ the smallest loss of the run's first updates) and the gradients' total norm befo
   WARNING and counted (``train/skipped_steps`` in the training log); more than
   ``max_consecutive_skips`` skipped steps in a row stop training anyway.
 
-:class:`FiniteCheckAmpOptimWrapper` is the same for :class:`AmpOptimWrapper`: there an
-overflowing fp16 gradient is normal (the GradScaler skips the step and lowers its
-scale), and so is an occasional overflowing fp16 loss, so both are skipped in either
-mode; training stops only when more than ``max_consecutive_skips`` steps in a row were
-skipped (the loss scale has then been halved that many times: divergence).
+:class:`FiniteCheckAmpOptimWrapper` is the same for mixed precision, on CPU and CUDA
+(:mod:`.amp_optim_wrapper`). With float16 an overflowing gradient is normal (the GradScaler
+skips the step and lowers its scale), and so is an occasional overflowing loss, so both
+are skipped in either mode; training stops only when more than ``max_consecutive_skips``
+steps in a row were skipped (the loss scale has then been halved that many times:
+divergence). bfloat16 has float32's exponent range and no scaler: it is checked as float32.
 """
 import logging
 import math
@@ -31,9 +32,10 @@ import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.logging import print_log
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim import OptimWrapper
 
 from ebtvision.registry import OPTIM_WRAPPERS
+from .amp_optim_wrapper import DeviceAmpOptimWrapper
 
 NONFINITE_MODES = ('error', 'skip')
 FINE, EXPLODED, NONFINITE = 0, 1, 2  # verdicts on a loss, worst last
@@ -252,15 +254,8 @@ class FiniteCheckMixin:
             torch.stack([torch.linalg.vector_norm(grad.float()) for grad in grads])))
 
 
-@OPTIM_WRAPPERS.register_module()
-class FiniteCheckOptimWrapper(FiniteCheckMixin, OptimWrapper):
-    """:class:`OptimWrapper` that never applies a non-finite loss or gradient.
-
-    Config: ``optim_wrapper = dict(type='FiniteCheckOptimWrapper', nonfinite='error',
-    max_consecutive_skips=20, optimizer=..., clip_grad=...)``. See the module docstring.
-    """
-
-    def step(self, **kwargs) -> None:
+    def _step_if_finite(self, **kwargs) -> None:
+        """Clip, then ``optimizer.step()`` unless the gradient norm is non-finite."""
         reason = self._take_skip_reason()
         if reason is None:
             if self.clip_grad_kwargs and self.grad_name == 'grad_norm':
@@ -280,33 +275,47 @@ class FiniteCheckOptimWrapper(FiniteCheckMixin, OptimWrapper):
 
 
 @OPTIM_WRAPPERS.register_module()
-class FiniteCheckAmpOptimWrapper(FiniteCheckMixin, AmpOptimWrapper):
-    """:class:`AmpOptimWrapper` that stops when the GradScaler keeps skipping.
+class FiniteCheckOptimWrapper(FiniteCheckMixin, OptimWrapper):
+    """:class:`OptimWrapper` that never applies a non-finite loss or gradient.
 
-    A non-finite loss is not backpropagated and its step is skipped (in both modes, as
-    fp16 overflow is expected now and then); steps the GradScaler skips for inf / NaN
-    gradients are counted too (``train/skipped_steps``); more than
-    ``max_consecutive_skips`` skipped steps in a row stop training.
+    Config: ``optim_wrapper = dict(type='FiniteCheckOptimWrapper', nonfinite='error',
+    max_consecutive_skips=20, optimizer=..., clip_grad=...)``. See the module docstring.
     """
 
-    tolerates_nonfinite_loss = True
+    def step(self, **kwargs) -> None:
+        self._step_if_finite(**kwargs)
+
+
+@OPTIM_WRAPPERS.register_module()
+class FiniteCheckAmpOptimWrapper(FiniteCheckMixin, DeviceAmpOptimWrapper):
+    """Mixed precision (CPU or CUDA) that stops when float16's GradScaler keeps skipping.
+
+    float16: a non-finite loss is not backpropagated and its step is skipped (in both
+    modes, as fp16 overflow is expected now and then); steps the GradScaler skips for
+    inf / NaN gradients are counted too (``train/skipped_steps``); more than
+    ``max_consecutive_skips`` skipped steps in a row stop training. bfloat16 (no scaler)
+    is checked exactly like :class:`FiniteCheckOptimWrapper`.
+    """
+
+    @property
+    def tolerates_nonfinite_loss(self) -> bool:
+        return self.loss_scaler.is_enabled()
 
     def _scaler_skipped(self) -> bool:
         """Whether the GradScaler's last ``step`` skipped the optimizer (call before update)."""
-        scaler = self.loss_scaler
-        if not scaler.is_enabled():
-            return False
-        found = scaler._found_inf_per_device(self.optimizer)  # torch's own record of it
+        found = self.loss_scaler._found_inf_per_device(self.optimizer)  # torch's own record
         return bool(sum(float(value) for value in found.values()))
 
     def step(self, **kwargs) -> None:
+        if not self.loss_scaler.is_enabled():
+            return self._step_if_finite(**kwargs)
         reason = self._take_skip_reason()
         if reason is not None:  # the GradScaler never saw this window: leave it alone
             return self._skip_step(reason)
         if self.clip_grad_kwargs:
             self.loss_scaler.unscale_(self.optimizer)
             self._clip_grad()
-        scale = float(self.loss_scaler.get_scale()) if self.loss_scaler.is_enabled() else 1.0
+        scale = float(self.loss_scaler.get_scale())
         self.loss_scaler.step(self.optimizer, **kwargs)
         skipped = self._scaler_skipped()
         self.loss_scaler.update(self._scale_update_param)

@@ -1,5 +1,5 @@
 """The image transformer shared by the bidirectional EBT and the DiT baseline."""
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -23,15 +23,24 @@ class AdaLNImageTransformer(BaseModule):
         patch_size: Patch side.
         in_channels: Input channels.
         mlp_ratio: MLP width relative to the token width.
+        fused: Train with the hand-derived fused adaLN block (one twice-differentiable
+            node per block; see :class:`AdaLNBlock`). Default: where training is second
+            order (the EBT); the DiT's first-order training runs the plain modules with
+            PyTorch's fused attention kernels.
         with_cp: Activation checkpointing of every block in training: less memory, one
             more forward of each block per backward (see :func:`call_block`).
         init_cfg: MMEngine init config (e.g. ``dict(type='Pretrained', checkpoint=...)``).
     """
 
+    #: Whether training differentiates through the network's gradient (an EBT's energy
+    #: gradient); decides the attention kernels and the default of ``fused``.
+    SECOND_ORDER = True
+
     def __init__(self, arch: Union[str, dict] = 'xs', img_size: int = 128, patch_size: int = 16,
-                 in_channels: int = 3, mlp_ratio: float = 4.0, with_cp: bool = False,
-                 init_cfg=None) -> None:
+                 in_channels: int = 3, mlp_ratio: float = 4.0, fused: Optional[bool] = None,
+                 with_cp: bool = False, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.fused = self.SECOND_ORDER if fused is None else fused
         self.with_cp = with_cp
         settings = resolve_arch(arch)
         self.embed_dims = settings['embed_dims']
@@ -46,7 +55,8 @@ class AdaLNImageTransformer(BaseModule):
             sincos_2d_position_embedding(self.embed_dims, self.patch_embed.grid_size)[None],
             persistent=False)
         self.blocks = nn.ModuleList(
-            AdaLNBlock(self.embed_dims, self.num_heads, mlp_ratio) for _ in range(self.depth))
+            AdaLNBlock(self.embed_dims, self.num_heads, mlp_ratio, fused=self.fused,
+                       second_order=self.SECOND_ORDER) for _ in range(self.depth))
         # Patch projection initialised like a linear layer, as in DiT.
         weight = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))

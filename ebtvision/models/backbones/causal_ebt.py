@@ -68,6 +68,8 @@ class CausalEBT(CausalTransformer):
             :class:`CausalTransformer`.
     """
 
+    SECOND_ORDER = True  # training differentiates through the energy gradient
+
     def __init__(self, arch: Union[str, dict] = 'xxs', mlp_ratio: float = 4.0,
                  max_steps: int = 8, step_condition: str = 'add', **kwargs) -> None:
         super().__init__(arch=arch, mlp_ratio=mlp_ratio, **kwargs)

@@ -37,6 +37,10 @@ class CausalTransformer(BaseModule):
         init_cfg: MMEngine init config.
     """
 
+    #: Whether training differentiates through the network's gradient (the causal EBT
+    #: does); the Transformer++ trains first order, on PyTorch's fused attention kernels.
+    SECOND_ORDER = False
+
     def __init__(self, arch: Union[str, dict] = 'xxs', mlp_ratio: float = 4.0,
                  norm_eps: float = 1e-5, rotary_layout: str = 'half',
                  weight_init: str = 'torch', with_cp: bool = False, init_cfg=None) -> None:
@@ -49,7 +53,7 @@ class CausalTransformer(BaseModule):
         self.weight_init = weight_init
         self.blocks = nn.ModuleList(
             LlamaBlock(self.embed_dims, self.num_heads, mlp_ratio, norm_eps, rotary_layout,
-                       weight_init)
+                       weight_init, second_order=self.SECOND_ORDER)
             for _ in range(settings['depth']))
         self.norm = RMSNorm(self.embed_dims, norm_eps)
 

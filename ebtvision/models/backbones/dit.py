@@ -18,6 +18,8 @@ class DiT(AdaLNImageTransformer):
         **kwargs: See :class:`AdaLNImageTransformer`.
     """
 
+    SECOND_ORDER = False  # trained on a plain noise-prediction loss
+
     def __init__(self, learn_sigma: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         if not isinstance(learn_sigma, bool):

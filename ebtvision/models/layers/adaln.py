@@ -20,21 +20,27 @@ class AdaLNBlock(nn.Module):
     The modulation layer is zero-initialised (adaLN-Zero), so every block starts as the
     identity.
 
-    With autograd recording, the block runs as one fused, twice-differentiable node
-    (:func:`~.fused_block.fused_adaln_block`): the same math as the modules below, with a
-    hand-written double backward for EBT's gradient-through-gradient training. Without
-    autograd it runs the modules themselves (fused SDPA kernels, nothing saved).
+    With ``fused`` and autograd recording, the block runs as one fused,
+    twice-differentiable node (:func:`~.fused_block.fused_adaln_block`): the same math as
+    the modules below, with a hand-written double backward for EBT's
+    gradient-through-gradient training. Otherwise it runs the modules themselves, whose
+    attention uses PyTorch's fused kernels wherever no second-order graph is needed
+    (inference; training with ``second_order=False``, e.g. the DiT's).
 
     Args:
         embed_dims: Token width.
         num_heads: Attention heads.
         mlp_ratio: Hidden width of the MLP relative to ``embed_dims``.
+        fused: Use the fused node in training.
+        second_order: Whether training differentiates through the block's gradient.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.0,
+                 fused: bool = True, second_order: bool = True) -> None:
         super().__init__()
+        self.fused = fused
         self.norm1 = nn.LayerNorm(embed_dims, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(embed_dims, num_heads)
+        self.attn = SelfAttention(embed_dims, num_heads, second_order=second_order)
         self.norm2 = nn.LayerNorm(embed_dims, elementwise_affine=False, eps=1e-6)
         hidden = int(embed_dims * mlp_ratio)
         self.mlp = nn.Sequential(
@@ -49,7 +55,7 @@ class AdaLNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         mod = self.adaLN_modulation(cond)
-        if torch.is_grad_enabled():
+        if self.fused and torch.is_grad_enabled():
             args = (x, mod, self.attn.qkv.weight, self.attn.qkv.bias, self.attn.proj.weight,
                     self.attn.proj.bias, self.mlp[0].weight, self.mlp[0].bias,
                     self.mlp[2].weight, self.mlp[2].bias, self.attn.num_heads, self.norm1.eps,

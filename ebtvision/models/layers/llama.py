@@ -5,7 +5,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .attention import attention
 
 
 #: How rotary embeddings pair the dims of a head: ``'half'`` rotates dim i with dim
@@ -101,11 +102,13 @@ class LlamaBlock(nn.Module):
         norm_eps: Epsilon of both RMSNorms.
         rotary_layout: Pairing of the rotary dims, one of :data:`ROTARY_LAYOUTS`.
         weight_init: One of :data:`WEIGHT_INITS`.
+        second_order: Whether training differentiates through the block's gradient (the
+            causal EBT); False (the Transformer++) lets training use fused attention kernels.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.0,
                  norm_eps: float = 1e-5, rotary_layout: str = 'half',
-                 weight_init: str = 'torch') -> None:
+                 weight_init: str = 'torch', second_order: bool = True) -> None:
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims={embed_dims} is not divisible by num_heads={num_heads}')
@@ -113,6 +116,7 @@ class LlamaBlock(nn.Module):
         check_choice('weight_init', weight_init, WEIGHT_INITS)
         self.num_heads = num_heads
         self.rotary_layout = rotary_layout
+        self.second_order = second_order
         self.attn_norm = RMSNorm(embed_dims, norm_eps)
         self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=False)
         self.proj = nn.Linear(embed_dims, embed_dims, bias=False)
@@ -147,10 +151,6 @@ class LlamaBlock(nn.Module):
         k = apply_rotary(k, cos, sin, self.rotary_layout)
         keys, values = (k, v) if past is None else (torch.cat([past[0], k], dim=2),
                                                     torch.cat([past[1], v], dim=2))
-        if torch.is_grad_enabled():  # the math kernel is the one with a double backward
-            with sdpa_kernel(SDPBackend.MATH):
-                out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
-        else:
-            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
+        out = attention(q, keys, values, attn_mask, self.second_order)
         x = x + self.proj(out.transpose(1, 2).reshape(batch, tokens, dims))
         return x + self.mlp(self.mlp_norm(x)), (k, v)

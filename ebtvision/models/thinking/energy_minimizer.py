@@ -43,6 +43,18 @@ class ThinkingTrajectory:
         return self.candidates[-1]
 
 
+def _float16_autocast(device_type: str) -> bool:
+    """Whether autocast to float16 is on for ``device_type`` (fp16 mixed precision)."""
+    try:
+        return (torch.is_autocast_enabled(device_type)
+                and torch.get_autocast_dtype(device_type) == torch.float16)
+    except (TypeError, AttributeError):  # PyTorch < 2.4
+        if device_type == 'cuda':
+            return torch.is_autocast_enabled() and torch.get_autocast_gpu_dtype() == torch.float16
+        return (torch.is_autocast_cpu_enabled()
+                and torch.get_autocast_cpu_dtype() == torch.float16)
+
+
 @MODELS.register_module()
 class EnergyMinimizer(nn.Module):
     """Gradient descent on a candidate under a learned energy (Algorithm 1 of the paper).
@@ -196,10 +208,24 @@ class EnergyMinimizer(nn.Module):
                     candidate = candidate + self.langevin_sigma * torch.randn_like(candidate)
                 if transform is not None:
                     candidate = transform(candidate)
-                energies = (energy_fn(candidate, landscape, perturb=self.langevin_noise)
-                            if noise_in_embedding else energy_fn(candidate, landscape))
+                extra = dict(perturb=self.langevin_noise) if noise_in_embedding else {}
+                energies = energy_fn(candidate, landscape, **extra)
+                grad, = torch.autograd.grad(energies.sum(), candidate, create_graph=graph_here)
+                if not torch.isfinite(grad).all() and _float16_autocast(candidate.device.type):
+                    # float16 overflowed: redo this step in float32. Backward ops keep
+                    # their forward's dtypes, so casting the energies or leaving autocast
+                    # around autograd.grad alone would change nothing, and no single
+                    # scale for the inner gradient avoids both overflow and underflow.
+                    # Overflow is rare, the redo costs one evaluation. A float32 gradient
+                    # that is still non-finite is passed on in training: the loss is then
+                    # non-finite and the AMP optimizer wrapper skips the step (and stops
+                    # training if that keeps happening).
+                    with torch.autocast(candidate.device.type, enabled=False):
+                        energies = energy_fn(candidate, landscape, **extra)
+                        grad, = torch.autograd.grad(energies.sum(), candidate,
+                                                    create_graph=graph_here)
                 candidate = candidate - step_size * self._energy_grad(
-                    energies, candidate, graph_here, index, landscape)
+                    energies, candidate, graph_here, index, landscape, grad=grad)
                 if not graph_here:
                     candidate = candidate.detach()
                     energies = energies.detach()
@@ -229,10 +255,14 @@ class EnergyMinimizer(nn.Module):
         return size.reshape(-1, *([1] * (init.dim() - 1)))
 
     def _energy_grad(self, energies: torch.Tensor, candidate: torch.Tensor, create_graph: bool,
-                     index: int, landscape: int) -> torch.Tensor:
-        """dE/dy, checked for NaN/Inf and clamped (``grad_clamp``)."""
-        grad, = torch.autograd.grad(energies.sum(), candidate, create_graph=create_graph)
-        if not torch.isfinite(grad).all():
+                     index: int, landscape: int,
+                     grad: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """dE/dy (``grad`` when already taken), checked for NaN/Inf and clamped
+        (``grad_clamp``)."""
+        if grad is None:
+            grad, = torch.autograd.grad(energies.sum(), candidate, create_graph=create_graph)
+        if not torch.isfinite(grad).all() and not (
+                self.training and _float16_autocast(candidate.device.type)):
             raise FloatingPointError(
                 f'non-finite energy gradient at thinking step {index} (landscape '
                 f'{landscape}); energies finite: {bool(torch.isfinite(energies).all())}. '

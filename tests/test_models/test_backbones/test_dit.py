@@ -46,3 +46,24 @@ def test_dit_initialisation_and_learn_sigma_check():
     assert not model.final_layer.linear.weight.any()  # adaLN-Zero: starts at zero output
     with pytest.raises(TypeError, match='learn_sigma'):
         DiT(learn_sigma='yes', **TINY)
+
+
+def test_dit_trains_on_plain_modules_and_the_ebt_on_the_fused_block(monkeypatch):
+    """The hand-derived fused block pays off only for second-order training (the EBT);
+    the DiT's first-order training runs the plain modules (PyTorch's fused attention)."""
+    from ebtvision.models import BidirectionalEBT
+    from ebtvision.models.layers import adaln
+    calls = []
+    real = adaln.fused_adaln_block
+    monkeypatch.setattr(adaln, 'fused_adaln_block',
+                        lambda *args: calls.append(1) or real(*args))
+    small = dict(arch=dict(depth=1, num_heads=2, embed_dims=16), img_size=8, patch_size=4)
+    x = torch.randn(2, 3, 8, 8)
+    dit = DiT(**small)
+    dit(x, torch.zeros(2, dtype=torch.long)).sum().backward()
+    assert not dit.fused and calls == []
+    assert DiT(fused=True, **small).fused
+    ebt = BidirectionalEBT(**small)
+    ebt(x).sum().backward()
+    assert ebt.fused and calls == [1]
+    assert not BidirectionalEBT(fused=False, **small).blocks[0].fused

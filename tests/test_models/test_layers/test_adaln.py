@@ -122,3 +122,20 @@ def test_final_layer_matches_plain_modules():
     g1, = torch.autograd.grad(layer(x, cond).sum(), x, create_graph=True)
     g2, = torch.autograd.grad(expected.sum(), x, create_graph=True)
     torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-12)
+
+
+def test_unfused_block_is_the_same_function_to_second_order():
+    """``fused=False`` runs the plain modules (math attention kernel when second order)."""
+    torch.manual_seed(6)
+    fused = AdaLNBlock(D, HEADS, mlp_ratio=1.5).double()
+    with torch.no_grad():
+        for param in fused.parameters():
+            param.normal_(0.0, 0.3)
+    plain = AdaLNBlock(D, HEADS, mlp_ratio=1.5, fused=False).double()
+    plain.load_state_dict(fused.state_dict())
+    cond = nn.Parameter(torch.randn(1, D, dtype=torch.float64))
+    x0 = torch.randn(2, 5, D, dtype=torch.float64)
+    target = torch.randn_like(x0)
+    ours, theirs = ebt_step(fused, x0, cond, target), ebt_step(plain, x0, cond, target)
+    for mine, ref in zip(ours[:2] + tuple(ours[2]), theirs[:2] + tuple(theirs[2])):
+        torch.testing.assert_close(mine, ref, rtol=1e-10, atol=1e-10)

@@ -281,3 +281,47 @@ def test_transform_moves_the_transformed_candidate():
         lambda index: (lambda p, step: -(p * weights).sum(1)), init, tolerance=1e-9,
         max_steps=1, transform=lambda y: y.softmax(-1))
     torch.testing.assert_close(adaptive.final, trajectory.final)
+
+
+def steep_energy():
+    """E(y) = 300 * (300 * y): every value fits in float16, the gradient 9e4 does not
+    (float16's largest is 65504), so float16's backward overflows."""
+    first, second = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        first.weight.fill_(300.0)
+        second.weight.fill_(300.0)
+    return lambda y, step: second(first(y)).squeeze(-1)
+
+
+def test_float16_overflow_of_the_energy_gradient_is_redone_in_float32():
+    energy, init = steep_energy(), torch.full((2, 1), 1e-3)
+    thinker = EnergyMinimizer(num_steps=2, alpha=1e-5, min_alpha=1e-7).train()
+    expected = thinker(energy, init)
+    expected.final.sum().backward()
+    expected_alpha_grad, thinker.alpha.grad = thinker.alpha.grad, None
+    with torch.autocast('cpu', dtype=torch.float16):
+        y = init.clone().requires_grad_()
+        plain, = torch.autograd.grad(energy(y, 0).sum(), y)
+        assert torch.isinf(plain).all()  # what the step would have used
+        trajectory = thinker(energy, init)
+        loss = trajectory.final.sum()
+    loss.backward()  # through the float32 second-order graph
+    torch.testing.assert_close(trajectory.final, expected.final)  # -1.8 = 1e-3 - 2 * 0.9
+    torch.testing.assert_close(thinker.alpha.grad, expected_alpha_grad)
+
+
+def test_under_float16_amp_a_nonfinite_gradient_is_passed_to_the_loss():
+    # Still non-finite in float32: training passes it on (the AMP optimizer wrapper then
+    # skips the step); evaluation, bfloat16 and float32 raise as before.
+    def broken(y, step):
+        return (y * float('nan')).sum(1)
+
+    thinker = EnergyMinimizer(num_steps=1, alpha=1.0).train()
+    with torch.autocast('cpu', dtype=torch.float16):
+        assert torch.isnan(thinker(broken, torch.ones(2, 3)).final).all()
+        with pytest.raises(FloatingPointError, match='non-finite energy gradient'):
+            thinker.eval()(broken, torch.ones(2, 3))
+    thinker.train()
+    with torch.autocast('cpu', dtype=torch.bfloat16), pytest.raises(
+            FloatingPointError, match='non-finite energy gradient'):
+        thinker(broken, torch.ones(2, 3))
