@@ -10,18 +10,4 @@ if [[ "${5:-}" =~ ^[0-9]+$ ]]; then
          "GPUS=$5 bash $0 $1 $2 $3 $4 [test.py options]" >&2
     exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-
-# SRUN_ARGS unquoted on purpose: it may hold several flags.
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
-srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 \
-    $SRUN_ARGS python -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher slurm "${@:5}"
+exec bash "$(dirname "$0")/_srun.sh" "$1" "$2" test.py 2 "$3" "$4" "${@:5}"

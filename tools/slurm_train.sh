@@ -10,17 +10,4 @@ if [[ "${4:-}" =~ ^[0-9]+$ ]]; then
          "GPUS=$4 bash $0 $1 $2 $3 [train.py options]" >&2
     exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-
-# SRUN_ARGS unquoted on purpose: it may hold several flags.
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
-srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 \
-    $SRUN_ARGS python -u "$ROOT/tools/train.py" "$CONFIG" --launcher slurm "${@:4}"
+exec bash "$(dirname "$0")/_srun.sh" "$1" "$2" train.py 1 "$3" "${@:4}"
