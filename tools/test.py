@@ -10,8 +10,6 @@ import os
 import os.path as osp
 import sys
 
-# Idle OpenMP threads sleep instead of spinning (see tools/train.py); set before torch loads.
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 from mmengine.config import Config, DictAction
 

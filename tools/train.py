@@ -11,10 +11,12 @@ import os
 import os.path as osp
 import sys
 
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other processes a
-# spinning thread starves its partner (measured on the 2-core quick-start: 60 iterations in
-# 23.6 s instead of 28.2 s). Read when torch loads OpenMP; the user's own value wins.
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+# OpenMP keeps its own wait policy (spin a while, then sleep): forcing PASSIVE was slower
+# where it matters, measured on 2 cores with 2 threads (tools/train.py on the quick-start
+# data, batch 16): the xs EBT took 57.9-59.4 s for 20 iterations with PASSIVE, 52.7-54.1 s
+# with ACTIVE and 52.4 s with the default; the 4xs quick-start 21.1-26.4 s for 100
+# iterations with PASSIVE, 25.1-26.0 s with ACTIVE, 24.6 s with the default. Set
+# OMP_WAIT_POLICY yourself to choose another.
 
 from mmengine.config import Config, DictAction
 from mmengine.hooks import CheckpointHook
