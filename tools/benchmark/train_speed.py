@@ -22,6 +22,13 @@ path, and are replaced by stub modules.
         --batch-size 16 --mlp-ratio 4 --steps 1 --repeats 7 --threads 2 \
         --reference-repo /tmp/ebt_ref
 
+With ``--end-to-end`` it times what users run instead: ``tools/train.py`` (runner, data
+loading from the quick-start photos, gradient clipping, AdamW; its own defaults) on the
+EBT of these settings for ``--iters`` iterations, beside our bare EBT step with the same
+optimizer and, with ``--reference-repo``, the reference's step with it, in one run. The last
+line reads ``end-to-end speed-up vs reference: X.XXx`` (the reference's step time over a
+``tools/train.py`` iteration).
+
 Timing: ``--warmup`` untimed steps per implementation, then ``--repeats`` rounds; every
 round runs each implementation once, in a rotating order, so that slow phases of a shared
 machine hit all of them alike. The table gives the median (and the minimum) of the rounds.
@@ -74,6 +81,10 @@ def parse_args(argv=None):
     parser.add_argument('--only', nargs='+', choices=IMPLEMENTATIONS, default=None,
                         help='time only these implementations')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory runs')
+    parser.add_argument('--end-to-end', action='store_true',
+                        help='time tools/train.py iterations beside the bare steps with AdamW')
+    parser.add_argument('--iters', type=int, default=20,
+                        help='--end-to-end: tools/train.py iterations (the first 3 untimed)')
     parser.add_argument('--measure-memory', choices=IMPLEMENTATIONS, default=None,
                         help=argparse.SUPPRESS)  # internal: one subprocess per model
     return parser.parse_args(argv)
@@ -284,12 +295,97 @@ def cpu_name() -> str:
     return platform.processor() or 'unknown CPU'
 
 
+# ----------------------------------------------------------------------------- end to end
+E2E_CONFIG = """_base_ = [{base!r}]
+model = dict(backbone=dict(arch={arch!r}, img_size={img}, patch_size={patch}, mlp_ratio={mlp}),
+             thinker=dict(num_steps={steps}, alpha={alpha}))
+train_dataloader = dict(batch_size={batch})
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
+train_cfg = dict(max_iters={iters}, val_interval=10**9)
+default_hooks = dict(checkpoint=dict(interval=10**9), logger=dict(interval=1))
+custom_hooks = []
+"""
+E2E_WARMUP = 3
+
+
+def with_adamw(model: nn.Module, step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` followed by what the training configs' optimizer does: clip the gradient
+    norm at 1.0, AdamW (lr 1e-4, weight decay 0.01), zero the gradients."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+
+    def full_step():
+        step()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return full_step
+
+
+def train_tool_seconds(args) -> List[float]:
+    """Seconds of each timed ``tools/train.py`` iteration (MMEngine's own ``time``)."""
+    import tempfile
+    if args.img_size != 64:
+        raise SystemExit('error: --end-to-end trains on the 64 px quick-start crops; use '
+                         '--img-size 64')
+    with tempfile.TemporaryDirectory() as work:
+        config = osp.join(work, 'e2e.py')
+        with open(config, 'w') as f:
+            f.write(E2E_CONFIG.format(
+                base=osp.join(ROOT, 'configs', 'quickstart', 'ebt_denoise_skimage.py'),
+                arch=args.arch, img=args.img_size, patch=args.patch_size, mlp=args.mlp_ratio,
+                steps=args.steps, alpha=args.alpha, batch=args.batch_size, iters=args.iters))
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        result = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
+                                 '--work-dir', osp.join(work, 'run')], env=env,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f'error: tools/train.py failed:\n{result.stderr[-2000:]}')
+        scalars = [osp.join(root, name) for root, _, names in os.walk(work)
+                   for name in names if name == 'scalars.json']
+        with open(scalars[0]) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    times = [row['time'] for row in rows if 'time' in row and 'loss' in row]
+    return times[E2E_WARMUP:]
+
+
+def end_to_end(args) -> None:
+    """tools/train.py iterations vs bare steps with AdamW (ours, the reference's)."""
+    print(f'end to end: tools/train.py ({args.iters} iterations, the first {E2E_WARMUP} '
+          f'untimed; its own thread and OpenMP defaults) vs bare steps with AdamW '
+          f'({args.threads} threads), EBT arch={args.arch}, {args.img_size} px, patch '
+          f'{args.patch_size}, batch {args.batch_size}, mlp_ratio {args.mlp_ratio:g}, '
+          f'{args.steps} thinking step(s)')
+    names = ['ours_ebt'] + (['ref_ebt'] if args.reference_repo else [])
+    models = {name: build(args, name) for name in names}
+    torch.manual_seed(args.seed)
+    images = torch.rand(args.batch_size, 3, args.img_size, args.img_size) * 2 - 1
+    steps = {name: with_adamw(models[name], make_step(name, models[name], images))
+             for name in names}
+    bare = time_steps(steps, models, args.repeats, args.warmup)
+    tool = train_tool_seconds(args)
+    median = {name: statistics.median(values) for name, values in bare.items()}
+    median['train.py'] = statistics.median(tool)
+    labels = {'train.py': 'tools/train.py iteration', 'ours_ebt': 'ours, bare step + AdamW',
+              'ref_ebt': 'theirs, step + AdamW'}
+    print(f'{"":<28}{"s/iter median":>15}{"min":>9}')
+    for name, values in [('train.py', tool)] + [(n, bare[n]) for n in names]:
+        print(f'{labels[name]:<28}{median[name]:15.3f}{min(values):9.3f}')
+    overhead = median['train.py'] / median['ours_ebt'] - 1
+    print(f'tools/train.py vs our bare step: {100 * overhead:+.1f} %')
+    if 'ref_ebt' in median:
+        print(f'end-to-end speed-up vs reference: {median["ref_ebt"] / median["train.py"]:.2f}x')
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.measure_memory:
         measure_memory_here(args)
         return
     torch.set_num_threads(args.threads)
+    if args.end_to_end:
+        end_to_end(args)
+        return
     names = list(args.only or IMPLEMENTATIONS)
     if args.reference_repo is None:
         names = [name for name in names if not name.startswith('ref')]
