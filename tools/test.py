@@ -151,10 +151,11 @@ def main(argv=None) -> None:
         metrics = runner.test()
     except CheckpointLoadError as error:
         exit_with_error(str(error))
-    teardown_distributed()
     out = args.out or osp.join(cfg.work_dir, 'metrics.json')
     atomic_write(json.dumps(metrics, indent=2, sort_keys=True).encode(), out)
     print(json.dumps(metrics, indent=2, sort_keys=True))
+    del runner  # its DDP wrapper holds the process group
+    teardown_distributed()  # last: a distributed process exits here
 
 
 if __name__ == '__main__':

@@ -193,6 +193,7 @@ def main(argv=None) -> None:
         exit_with_error(str(error))
     except FloatingPointError as error:  # NonFiniteError, or a non-finite energy gradient
         exit_with_error(str(error), code=1)
+    del runner  # its DDP wrapper holds the process group
     teardown_distributed()
 
 

@@ -1,4 +1,5 @@
 """Import every registering module and set ``ebtvision`` as the default scope."""
+import sys
 import datetime
 import warnings
 
@@ -58,13 +59,28 @@ def setup_cpu_distributed(cfg) -> None:
 
 
 def teardown_distributed() -> None:
-    """Destroy the process group, if any, before the interpreter exits.
+    """End a distributed run cleanly: every rank finished, then the process leaves.
 
-    Left alive, gloo's background threads can abort a finished process at exit
-    ("terminate called without an active exception"), turning a good run into a failure.
+    Gloo's background threads can abort a process that has finished its work ("terminate
+    called without an active exception", exit -6), turning a good run into a failure: it
+    happened at interpreter exit, after the last checkpoint and validation. So, with the
+    caller's runner already released (its DDP wrapper holds the process group), the ranks
+    meet at a barrier, the group is destroyed, the logs are flushed, and a distributed
+    process exits at once (``os._exit(0)``), before interpreter shutdown can tear threads
+    down in the wrong order. Call it last. A single process just returns.
     """
+    import gc
+    import logging
+    import os
+
     import torch.distributed as torch_dist
 
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    gc.collect()  # the released runner's DDP reducer goes before its process group
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
