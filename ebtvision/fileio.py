@@ -30,6 +30,7 @@ import os.path as osp
 import pickle
 import re
 import tempfile
+import zipfile
 from typing import BinaryIO, Optional, Union
 
 import numpy as np
@@ -157,7 +158,10 @@ def _foreign_pickle_module():
                 return super().find_class(module, name)
             return type(name, (ForeignObject, ), dict(origin=f'{module}.{name}'))
 
-    return type('foreign_pickle', (), dict(Unpickler=Unpickler, load=pickle.load,
+    def load(file, **kwargs):  # torch also calls pickle_module.load directly
+        return Unpickler(file, **kwargs).load()
+
+    return type('foreign_pickle', (), dict(Unpickler=Unpickler, load=staticmethod(load),
                                            __name__='foreign_pickle'))
 
 
@@ -174,12 +178,17 @@ def load_foreign_checkpoint(filename: Union[str, os.PathLike],
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    if osp.getsize(filename) == 0:
+        raise CheckpointLoadError(filename, 'is empty (0 bytes)')
+    if not zipfile.is_zipfile(filename):  # torch's legacy format: not read at all
+        raise CheckpointLoadError(filename, 'is unreadable (not a zip-format torch checkpoint; '
+                                  'the legacy format is not read)')
     try:
+        # weights_only=False with a restricted pickle module: every global it meets is
+        # torch's tensor machinery or an inert ForeignObject, never the file's own class.
         return torch.load(filename, map_location=map_location, weights_only=False,
                           pickle_module=_foreign_pickle_module())
     except Exception as error:  # noqa: BLE001  a damaged or non-torch file
-        if osp.getsize(filename) == 0:
-            raise CheckpointLoadError(filename, 'is empty (0 bytes)') from None
         raise CheckpointLoadError(filename, 'is unreadable (truncated or not a torch '
                                   f'checkpoint): {_first_sentence(error)}') from None
 

@@ -375,3 +375,23 @@ def test_foreign_checkpoint_errors_name_the_file(tmp_path):
         load_foreign_checkpoint(broken)
     with pytest.raises(FileNotFoundError, match='missing.ckpt does not exist'):
         load_foreign_checkpoint(tmp_path / 'missing.ckpt')
+
+
+def test_foreign_checkpoint_never_unpickles_outside_the_restricted_unpickler(tmp_path):
+    """torch's legacy format starts with a bare pickle (the magic number) that torch reads
+    with ``pickle_module.load``: a file whose first pickle runs a command is refused
+    without running it, in the legacy form and inside a zip archive alike."""
+    import pickle
+    import zipfile
+    from ebtvision.fileio import CheckpointLoadError, load_foreign_checkpoint
+    marker = tmp_path / 'MARKER'
+    legacy = tmp_path / 'legacy.ckpt'
+    legacy.write_bytes(pickle.dumps(RunsCode(marker), protocol=2))
+    with pytest.raises(CheckpointLoadError, match='not a zip-format torch checkpoint'):
+        load_foreign_checkpoint(legacy)
+    archive = tmp_path / 'archive.ckpt'
+    with zipfile.ZipFile(archive, 'w') as zf:
+        zf.writestr('archive/data.pkl', pickle.dumps(RunsCode(marker), protocol=2))
+    with pytest.raises(CheckpointLoadError):
+        load_foreign_checkpoint(archive)
+    assert not marker.exists()
