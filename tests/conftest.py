@@ -112,6 +112,27 @@ def write_video(path: str, frames_or_count=12, fps: float = 30.0, size=(32, 48),
     writer.release()
     return frames
 
+# The runtime part of the tiny training configs: 4 iterations, validation and a
+# checkpoint every 2, the best one by the metric `best` (rule `rule`).
+TINY_RUNTIME = """
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
+                     clip_grad=dict(max_norm=1.0), paramwise_cfg=_paramwise)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=2)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=1),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2, save_last=True,
+                    save_best='{best}', rule='{rule}'),
+    sampler_seed=dict(type='DistSamplerSeedHook'), resume_state=dict(type='ResumeStateHook'))
+custom_hooks = [{vis_hook}]
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
+"""
+
+
 TINY_CONFIG = """
 default_scope = 'ebtvision'
 model_kind = '{kind}'
@@ -142,23 +163,9 @@ test_dataloader = val_dataloader
 val_evaluator = [dict(type='PSNRMetric'), dict(type='SSIMMetric', window_size=7),
                  dict(type='ThinkingMetric')]
 test_evaluator = val_evaluator
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-                     clip_grad=dict(max_norm=1.0), paramwise_cfg=_paramwise)
 param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=3)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=2)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=1),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2, save_last=True,
-                    save_best='denoise/psnr@0.1', rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'), resume_state=dict(type='ResumeStateHook'))
-custom_hooks = [dict(type='DenoiseVisualizationHook', interval=2)]
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
-"""
+""" + TINY_RUNTIME.format(best='denoise/psnr@0.1', rule='greater',
+                           vis_hook="dict(type='DenoiseVisualizationHook', interval=2)")
 
 
 TINY_DENOISER_SIZE = 16
@@ -529,22 +536,8 @@ val_dataloader = dict(batch_size=2, num_workers=0,
 test_dataloader = val_dataloader
 val_evaluator = dict(type='NextFrameMetric')
 test_evaluator = dict(type='NextFrameMetric', per_frame=True)
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-                     clip_grad=dict(max_norm=1.0), paramwise_cfg=_paramwise)
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=2)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=1),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2, save_last=True,
-                    save_best='nextframe/smooth_l1', rule='less'),
-    sampler_seed=dict(type='DistSamplerSeedHook'), resume_state=dict(type='ResumeStateHook'))
-custom_hooks = [dict(type='NextFrameVisualizationHook')]
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
-"""
+""" + TINY_RUNTIME.format(best='nextframe/smooth_l1', rule='less',
+                           vis_hook="dict(type='NextFrameVisualizationHook')")
 
 
 @pytest.fixture
