@@ -113,6 +113,41 @@ def test_load_failure_warns_once_per_file(tmp_path):
     assert len(logged) == 1 and 'bad.jpg' in logged[0] and 'OpenCV cannot decode' in logged[0]
 
 
+def test_decoded_image_cache(tmp_path, monkeypatch):
+    from ebtvision.datasets.transforms import loading
+    paths = []
+    for i in range(3):
+        img = np.full((20, 30, 3), 40 * (i + 1), np.uint8)
+        paths.append(str(tmp_path / f'{i}.png'))
+        cv2.imwrite(paths[-1], img)
+    decodes = []
+    real_decode = loading.decode_image_file
+    monkeypatch.setattr(loading, 'decode_image_file',
+                        lambda path, need=None: decodes.append(path) or real_decode(path, need))
+    one_image = 20 * 30 * 3 * 4  # float32 bytes
+    loader = LoadImageFromFile(cache_mb=2.5 * one_image / 2**20)  # room for two
+    first = loader(dict(img_path=paths[0]))['img']
+    again = loader(dict(img_path=paths[0]))['img']
+    assert decodes == paths[:1]  # the second draw came from the cache
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(again[0, 0], [40 / 255] * 3)
+    with pytest.raises(ValueError, match='read-only'):
+        again[0, 0, 0] = 1.0  # a transform writing into it fails instead of corrupting it
+    loader(dict(img_path=paths[1]))
+    loader(dict(img_path=paths[0]))  # now the most recent
+    loader(dict(img_path=paths[2]))  # evicts paths[1], the least recently used
+    loader(dict(img_path=paths[0]))
+    loader(dict(img_path=paths[1]))
+    assert decodes == [paths[0], paths[1], paths[2], paths[1]]
+    # Without a cache every draw decodes, and a bad budget is refused.
+    uncached = LoadImageFromFile()
+    uncached(dict(img_path=paths[0]))
+    uncached(dict(img_path=paths[0]))
+    assert decodes[-2:] == [paths[0], paths[0]]
+    with pytest.raises(ValueError, match='cache_mb'):
+        LoadImageFromFile(cache_mb=-1)
+
+
 # ---------------------------------------------------------------- reduced decoding
 
 

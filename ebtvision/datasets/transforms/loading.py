@@ -7,6 +7,7 @@ when that is done.
 """
 import os.path as osp
 import time
+from collections import OrderedDict
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
@@ -262,6 +263,12 @@ class LoadImageFromFile:
             False always decodes at full size (bit-exact with older runs).
         huge_pixels: Warn once per file about images of more pixels than this that
             are decoded at full size.
+        cache_mb: Keep up to this many MiB of decoded images in memory (least recently
+            used dropped first; per process, so per dataloader worker). For small
+            datasets drawn many times, e.g. random crops of a few photos, where decoding
+            is most of the pipeline's cost. Cached arrays are read-only: a later
+            transform that wrote into its input would fail loudly, not corrupt the
+            cache. A file changed during the run is not re-read. 0: no cache.
     """
 
     num_skipped: int = 0
@@ -271,11 +278,18 @@ class LoadImageFromFile:
                  alpha: str = 'white',
                  decode_min_size: Optional[SizeType] = None,
                  auto_reduce: bool = True,
-                 huge_pixels: int = 50_000_000) -> None:
+                 huge_pixels: int = 50_000_000,
+                 cache_mb: float = 0) -> None:
         if alpha not in _ALPHA_MODES:
             raise ValueError(f'alpha must be one of {_ALPHA_MODES}, got {alpha!r}')
         if int(huge_pixels) <= 0:
             raise ValueError(f'huge_pixels must be positive, got {huge_pixels}')
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, float)) or not (
+                cache_mb >= 0):
+            raise ValueError(f'cache_mb must be a number >= 0, got {cache_mb!r}')
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: 'OrderedDict[str, DecodedImage]' = OrderedDict()
+        self._cached_bytes = 0
         self.to_rgb = to_rgb
         self.alpha = alpha
         self.decode_min_size = None if decode_min_size is None else _pair(decode_min_size)
@@ -327,6 +341,27 @@ class LoadImageFromFile:
             A :class:`DecodedImage` whose ``img`` is float32 RGB, or ``None`` with a
             reason.
         """
+        cached = self._cache.get(path)
+        if cached is not None:
+            self._cache.move_to_end(path)
+            return cached
+        decoded = self._decode(path)
+        if self.cache_bytes and decoded.img is not None:
+            self._remember(path, decoded)
+        return decoded
+
+    def _remember(self, path: str, decoded: DecodedImage) -> None:
+        size = decoded.img.nbytes
+        if size > self.cache_bytes:
+            return
+        decoded.img.setflags(write=False)
+        while self._cached_bytes + size > self.cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped.img.nbytes
+        self._cache[path] = decoded
+        self._cached_bytes += size
+
+    def _decode(self, path: str) -> DecodedImage:
         start = time.perf_counter()
         reducible = self.decode_min_size is not None or (self.resize_after is not None
                                                           and self.auto_reduce)
@@ -394,7 +429,8 @@ class LoadImageFromFile:
         return results
 
     def __repr__(self) -> str:
-        # auto_reduce / decode_min_size change pixels, so they are part of the repr.
+        # auto_reduce / decode_min_size change pixels, so they are part of the repr
+        # (cache_mb does not).
         return (f'{self.__class__.__name__}(to_rgb={self.to_rgb}, alpha={self.alpha!r}, '
                 f'decode_min_size={self.decode_min_size}, auto_reduce={self.auto_reduce})')
 
