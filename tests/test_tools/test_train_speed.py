@@ -23,3 +23,18 @@ def test_end_to_end_needs_the_quick_start_crop_size():
     result = run_tool('tools/benchmark/train_speed.py', '--end-to-end', '--img-size', '32',
                       check=False)
     assert result.returncode != 0 and 'use --img-size 64' in result.stderr
+
+
+def test_defaults_compares_each_alternative_with_the_training_tool_defaults():
+    result = run_tool('tools/benchmark/train_speed.py', '--defaults', '--archs', '4xs',
+                      '--batch-size', '2', '--iters', '4')
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith('variant'))
+    rows = lines[header + 1:]
+    assert [row[:52].strip() for row in rows] == [
+        'defaults (1 data worker, all cores, OpenMP default)',
+        'data in the main process (num_workers=0)', '1 thread (OMP_NUM_THREADS=1)',
+        'OMP_WAIT_POLICY=PASSIVE']
+    seconds = [float(row[52:].split()[0]) for row in rows]
+    assert all(value > 0 for value in seconds)
+    assert rows[0].split()[-1] == '(+0%)'  # the defaults are the reference row

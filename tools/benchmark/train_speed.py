@@ -29,6 +29,12 @@ optimizer and, with ``--reference-repo``, the reference's step with it, in one r
 line reads ``end-to-end speed-up vs reference: X.XXx`` (the reference's step time over a
 ``tools/train.py`` iteration).
 
+With ``--defaults`` it times ``tools/train.py`` under its own defaults and under each
+alternative (data loaded in the main process, one thread, ``OMP_WAIT_POLICY=PASSIVE``) at
+every model size of ``--archs``: the measurements its defaults were chosen from.
+
+    python tools/benchmark/train_speed.py --defaults --archs 4xs xs --iters 15
+
 Timing: ``--warmup`` untimed steps per implementation, then ``--repeats`` rounds; every
 round runs each implementation once, in a rotating order, so that slow phases of a shared
 machine hit all of them alike. The table gives the median (and the minimum) of the rounds.
@@ -49,7 +55,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -83,6 +89,11 @@ def parse_args(argv=None):
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory runs')
     parser.add_argument('--end-to-end', action='store_true',
                         help='time tools/train.py iterations beside the bare steps with AdamW')
+    parser.add_argument('--defaults', action='store_true',
+                        help="time tools/train.py under its defaults and under each "
+                        'alternative thread / worker / OpenMP setting, for every --archs')
+    parser.add_argument('--archs', nargs='+', default=['4xs', 'xs'],
+                        help='--defaults: model sizes to measure at')
     parser.add_argument('--iters', type=int, default=20,
                         help='--end-to-end: tools/train.py iterations (the first 3 untimed)')
     parser.add_argument('--measure-memory', choices=IMPLEMENTATIONS, default=None,
@@ -222,6 +233,31 @@ def time_steps(steps: Dict[str, Callable[[], None]], models: Dict[str, nn.Module
     return times
 
 
+def step_flops(model: nn.Module, step: Callable[[], None]) -> int:
+    """FLOPs of one step (torch's per-operator formulas, as tools/analysis/model_size.py)."""
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+    from model_size import flops_of
+    model.zero_grad(set_to_none=True)
+    flops = flops_of(step)
+    model.zero_grad(set_to_none=True)
+    return flops
+
+
+def gemm_rate(rows: int, width: int, hidden: int, repeats: int = 5) -> float:
+    """Best float32 GFLOP/s of this machine on the model's largest matrix product (the
+    MLP's (tokens x width) @ (width x hidden)): the rate no step can beat on average."""
+    a, b = torch.randn(rows, width), torch.randn(width, hidden)
+    for _ in range(2):
+        a @ b
+    best = float('inf')
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / 5)
+    return 2 * rows * width * hidden / best / 1e9
+
+
 def _rss_bytes() -> int:
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
@@ -304,6 +340,9 @@ optim_wrapper = dict(optimizer=dict(lr=1e-4))
 train_cfg = dict(max_iters={iters}, val_interval=10**9)
 default_hooks = dict(checkpoint=dict(interval=10**9), logger=dict(interval=1))
 custom_hooks = []
+# Each logged time is that iteration's own: MMEngine averages it over window_size
+# iterations, which would carry the slow first iterations into every later value.
+log_processor = dict(window_size=1)
 """
 E2E_WARMUP = 3
 
@@ -322,8 +361,10 @@ def with_adamw(model: nn.Module, step: Callable[[], None]) -> Callable[[], None]
     return full_step
 
 
-def train_tool_seconds(args) -> List[float]:
-    """Seconds of each timed ``tools/train.py`` iteration (MMEngine's own ``time``)."""
+def train_tool_seconds(args, env: Optional[Dict[str, str]] = None,
+                       cfg_options: Sequence[str] = ()) -> List[float]:
+    """Seconds of each timed ``tools/train.py`` iteration (MMEngine's own ``time``), with
+    ``env`` added to the environment and ``cfg_options`` passed to ``--cfg-options``."""
     import tempfile
     if args.img_size != 64:
         raise SystemExit('error: --end-to-end trains on the 64 px quick-start crops; use '
@@ -335,10 +376,12 @@ def train_tool_seconds(args) -> List[float]:
                 base=osp.join(ROOT, 'configs', 'quickstart', 'ebt_denoise_skimage.py'),
                 arch=args.arch, img=args.img_size, patch=args.patch_size, mlp=args.mlp_ratio,
                 steps=args.steps, alpha=args.alpha, batch=args.batch_size, iters=args.iters))
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        result = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-                                 '--work-dir', osp.join(work, 'run')], env=env,
-                                capture_output=True, text=True)
+        env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+        command = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
+                   '--work-dir', osp.join(work, 'run')]
+        if cfg_options:
+            command += ['--cfg-options', *cfg_options]
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             raise SystemExit(f'error: tools/train.py failed:\n{result.stderr[-2000:]}')
         scalars = [osp.join(root, name) for root, _, names in os.walk(work)
@@ -377,6 +420,39 @@ def end_to_end(args) -> None:
         print(f'end-to-end speed-up vs reference: {median["ref_ebt"] / median["train.py"]:.2f}x')
 
 
+#: What ``--defaults`` tries against tools/train.py's own defaults (one change each).
+DEFAULT_VARIANTS = (
+    ('defaults (1 data worker, all cores, OpenMP default)', {}, ()),
+    ('data in the main process (num_workers=0)', {},
+     ('train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False')),
+    ('1 thread (OMP_NUM_THREADS=1)', dict(OMP_NUM_THREADS='1'), ()),
+    ('OMP_WAIT_POLICY=PASSIVE', dict(OMP_WAIT_POLICY='PASSIVE'), ()),
+)
+
+
+def compare_defaults(args) -> None:
+    """tools/train.py under its defaults and under each alternative, for every arch of
+    ``--archs``: the measurements the defaults were chosen from."""
+    print(f'tools/train.py s/iter (median of {args.iters - E2E_WARMUP} iterations after '
+          f'{E2E_WARMUP}), EBT {args.img_size} px, patch {args.patch_size}, batch '
+          f'{args.batch_size}, mlp_ratio {args.mlp_ratio:g}, {args.steps} thinking step(s), '
+          f'{os.cpu_count()} logical CPUs; relative to the defaults')
+    header = f'{"variant":<52}' + ''.join(f'{arch:>16}' for arch in args.archs)
+    print(header)
+    results = {}
+    for arch in args.archs:
+        arch_args = argparse.Namespace(**{**vars(args), 'arch': arch})
+        for label, env, options in DEFAULT_VARIANTS:
+            results[label, arch] = statistics.median(
+                train_tool_seconds(arch_args, env, options))
+    for label, _, _ in DEFAULT_VARIANTS:
+        cells = []
+        for arch in args.archs:
+            seconds, base = results[label, arch], results[DEFAULT_VARIANTS[0][0], arch]
+            cells.append(f'{seconds:.3f} ({seconds / base - 1:+.0%})')
+        print(f'{label:<52}' + ''.join(f'{cell:>16}' for cell in cells))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.measure_memory:
@@ -385,6 +461,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     if args.end_to_end:
         end_to_end(args)
+        return
+    if args.defaults:
+        compare_defaults(args)
         return
     names = list(args.only or IMPLEMENTATIONS)
     if args.reference_repo is None:
@@ -413,15 +492,30 @@ def main(argv=None) -> None:
     memory = {name: (None, None) if args.no_memory else measure_memory(
         args, name, models[name], steps[name]) for name in names}
 
+    flops = {name: step_flops(models[name], steps[name]) for name in names}
+    rate = gemm_rate(args.batch_size * tokens, arch['embed_dims'],
+                     int(arch['embed_dims'] * args.mlp_ratio))
     median = {name: statistics.median(values) for name, values in times.items()}
     labels = dict(ours_ebt='ours  EBT', ours_dit='ours  DiT', ref_ebt='theirs EBT',
                   ref_dit='theirs DiT')
     print()
-    print(f'{"implementation":<16}{"s/step median":>15}{"min":>9}{"peak MiB":>10}')
+    print(f'{"implementation":<16}{"s/step median":>15}{"min":>9}{"peak MiB":>10}'
+          f'{"GFLOP/step":>12}{"GFLOP/s":>9}{"floor s":>9}')
     for name in names:
         mem = memory[name][0]
         mem_text = f'{mem:10.0f}' if mem is not None else f'{"-":>10}'
-        print(f'{labels[name]:<16}{median[name]:15.3f}{min(times[name]):9.3f}{mem_text}')
+        print(f'{labels[name]:<16}{median[name]:15.3f}{min(times[name]):9.3f}{mem_text}'
+              f'{flops[name] / 1e9:12.1f}{flops[name] / 1e9 / median[name]:9.0f}'
+              f'{flops[name] / 1e9 / rate:9.3f}')
+    print(f'floor = GFLOP/step at this machine\'s best float32 matrix-product rate, '
+          f'{rate:.0f} GFLOP/s ({args.batch_size * tokens} x {arch["embed_dims"]} @ '
+          f'{arch["embed_dims"]} x {int(arch["embed_dims"] * args.mlp_ratio)}): no step of '
+          'these FLOPs can be faster')
+    for which in ('ebt', 'dit'):
+        if f'ours_{which}' in median and f'ref_{which}' in median:
+            print(f'largest speed-up possible vs theirs at equal FLOPs, {which.upper()}: '
+                  f'{median[f"ref_{which}"] / (flops[f"ours_{which}"] / 1e9 / rate):.2f}x '
+                  '(theirs / our floor)')
     print()
     for owner, label in (('ours', 'ours'), ('ref', 'theirs')):
         if f'{owner}_ebt' in median and f'{owner}_dit' in median:
