@@ -1,4 +1,4 @@
-# EBT image denoiser on COCO 2014, the paper's setting (ebt-method.md section 3):
+# EBT image denoiser on COCO 2014, the paper's setting (docs/method.md#image-denoising):
 # large (24 layers, 16 heads, width 1536), 128 px, patch 16, lr 1e-4, batch 128,
 # 100k iterations with 10k warm-up, weight decay 0.01, grad clip 1.0,
 # alpha 3000 learnable with lr multiplier 9000, 1 thinking step (S1).

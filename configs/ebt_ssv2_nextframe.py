@@ -1,5 +1,6 @@
 # EBT next-frame prediction on Something-Something V2, the paper's S1 setting for the
-# xxs size (ebt-method.md section 5): 224 px frames in frozen SD-VAE latent space,
+# xxs size (docs/method.md#video-next-frame-prediction): 224 px frames in frozen SD-VAE
+# latent space,
 # 0.25 s between frames, context 16, 2 thinking steps, alpha 30000 learnable with lr
 # multiplier 90000, lr 4e-4, batch 16 per GPU, 100k iterations with 10k warm-up.
 #   python tools/train.py configs/ebt_ssv2_nextframe.py

@@ -1,4 +1,4 @@
-# EBT language model on Dyck-2 completion (ebt-method.md section 6): candidates are logits
+# EBT language model on Dyck-2 completion (docs/method.md#language): candidates are logits
 # over the byte vocabulary (random start), embedded as softmax(logits) @ E by the shared
 # TextHead and scored by a causal EBT. S1 setting of the paper (alpha 500, lr multiplier
 # 1500, 2 thinking steps; see _base_/models/ebt_text.py for how it relates to the

@@ -1,4 +1,5 @@
-# Transformer++ next-frame baseline on Something-Something V2 (ebt-method.md section 5):
+# Transformer++ next-frame baseline on Something-Something V2
+# (docs/method.md#video-next-frame-prediction):
 # the same xxs causal transformer, data and schedule as configs/ebt_ssv2_nextframe.py,
 # regressing the next SD-VAE latent directly, with a 3x higher learning rate (1.2e-3).
 _base_ = [

@@ -1,4 +1,4 @@
-# ImageNet-1k linear probe of a DiT denoiser (ebt-method.md section 4): the frozen
+# ImageNet-1k linear probe of a DiT denoiser (docs/method.md#linear-probes): the frozen
 # backbone of a configs/dit_coco_denoise.py checkpoint fed t = 0 (as in the paper),
 # features = mean of its final patch tokens (before the output layer); otherwise the
 # same data and classifier as configs/linear_probe/ebt_imagenet_linear.py.

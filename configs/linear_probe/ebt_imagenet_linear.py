@@ -1,4 +1,4 @@
-# ImageNet-1k linear probe of an EBT denoiser (ebt-method.md section 4): the frozen
+# ImageNet-1k linear probe of an EBT denoiser (docs/method.md#linear-probes): the frozen
 # backbone of a configs/ebt_coco_denoise.py checkpoint, features = mean of its final
 # patch tokens (before the energy layer), a linear classifier on cached features.
 #   python tools/test.py configs/linear_probe/ebt_imagenet_linear.py CHECKPOINT

@@ -1,4 +1,4 @@
-# COCO 2014 images at 128 x 128, pixels in [-1, 1] (ebt-method.md section 3).
+# COCO 2014 images at 128 x 128, pixels in [-1, 1] (docs/method.md#image-denoising).
 # Expected layout: data/coco/train2014/*.jpg and data/coco/val2014/*.jpg
 # (any folder of images works: point data_root at it).
 data_root = 'data/coco'

@@ -1,4 +1,4 @@
-# ImageNet-1k for linear probes (ebt-method.md section 4), at the resolution the COCO
+# ImageNet-1k for linear probes (docs/method.md#linear-probes), at the resolution the COCO
 # denoisers were trained at: short side 128, centre crop 128, pixels in [-1, 1].
 # Expected layout (the common OpenMMLab one):
 #   data/imagenet/train/<wnid>/*.JPEG

@@ -1,5 +1,5 @@
-# Something-Something V2 clips for next-frame prediction (ebt-method.md section 5):
-# frames every 0.25 s of each video's own time (4 fps), 224 x 224, context 16
+# Something-Something V2 clips for next-frame prediction
+# (docs/method.md#video-next-frame-prediction): frames every 0.25 s of each video's own time (4 fps), 224 x 224, context 16
 # (clips of 17 frames: 16 real frames, each predicting the next).
 # Expected layout (the official one):
 #   data/ssv2/videos/<id>.webm

@@ -1,4 +1,5 @@
-# Causal EBT next-frame predictor over frozen SD-VAE latents (ebt-method.md section 5):
+# Causal EBT next-frame predictor over frozen SD-VAE latents
+# (docs/method.md#video-next-frame-prediction):
 # 224 px frames -> 4x28x28 = 3136-dim latent means, a learned linear layer to the width,
 # candidates ~ N(0, I), 2 thinking steps with alpha 30000 (S1), smooth-L1 loss.
 # Latents are not multiplied by 0.18215: the reference scales them only with

@@ -1,4 +1,4 @@
-# EBT language model (ebt-method.md section 6), the paper's S1 text setting as in the
+# EBT language model (docs/method.md#language), the paper's S1 text setting as in the
 # reference's job_scripts/nlp/pretrain/ebt_s1.sh: candidates are logits (random normal
 # start), 2 thinking steps, alpha 500 learnable (its lr multiplier, 3 x alpha = 1500, comes
 # from the schedule's constructor); here a tiny causal EBT (4xs) over bytes.

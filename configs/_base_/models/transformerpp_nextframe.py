@@ -1,4 +1,4 @@
-# Transformer++ baseline (ebt-method.md section 5): the same causal Llama-style
+# Transformer++ baseline (docs/method.md#video-next-frame-prediction): the same causal Llama-style
 # transformer and latent embedding, regressing the next frame's latent directly.
 # Unscaled latent means, as the reference's baseline job (no --sdxl_vae_standardization).
 model = dict(

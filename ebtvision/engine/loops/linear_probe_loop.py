@@ -1,4 +1,4 @@
-"""Linear probe on frozen features as an MMEngine test loop (ebt-method.md section 4).
+"""Linear probe on frozen features as an MMEngine test loop (docs/method.md#linear-probes).
 
 ``python tools/test.py configs/linear_probe/X.py CHECKPOINT`` with::
 

@@ -28,8 +28,8 @@ class LinearProbe(TaskModel):
     """A frozen backbone with a linear classifier on its mean final patch tokens.
 
     Features are ``backbone.forward_features(x, **feature_kwargs).mean(1)``: the final
-    patch tokens before the energy (EBT) or output (DiT) layer, averaged (ebt-method.md
-    section 4; the DiT is fed ``t = 0`` through ``feature_kwargs=dict(t=0)``). A denoiser
+    patch tokens before the energy (EBT) or output (DiT) layer, averaged
+    (docs/method.md#linear-probes; the DiT is fed ``t = 0`` through ``feature_kwargs=dict(t=0)``). A denoiser
     checkpoint loads into it by name (``backbone.*``, e.g. with ``load_from`` or
     ``mmengine.runner.load_checkpoint``); its other weights (``thinker.*``, ...) are only
     reported as unexpected. :class:`~ebtvision.engine.LinearProbeLoop` trains ``head`` on

@@ -1,4 +1,4 @@
-"""Model sizes of the paper (ebt-method.md section 7): layers, heads, width."""
+"""Model sizes of the paper (docs/method.md#model-sizes): layers, heads, width."""
 from typing import Dict, Union
 
 ARCH_SETTINGS: Dict[str, Dict[str, int]] = {

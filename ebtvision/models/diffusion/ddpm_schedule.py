@@ -14,7 +14,7 @@ class DDPMSchedule:
 
     Timesteps are 0-indexed: ``t`` in ``[0, T)``; ``abar[t] = prod_{s<=t} (1 - beta_s)``.
     A *noise level* ``s`` is a fraction of the schedule: ``t = round(T * s) - 1``, so 0.1 is
-    t = 99 and 0.2 is t = 199 of 1000 (ebt-method.md section 3).
+    t = 99 and 0.2 is t = 199 of 1000 (docs/method.md#image-denoising).
     """
 
     def __init__(self, num_timesteps: int = 1000, beta_start: float = 1e-4,

@@ -1,11 +1,11 @@
 """Frozen Stable-Diffusion VAE (diffusers ``AutoencoderKL``) as a frame encoder.
 
-The next-frame models of ebt-method.md section 5 work on SD-VAE latent means: a 224 px frame
-becomes a ``4 x 28 x 28`` latent (x 0.18215 with ``use_scaling``: the reference's S1 and
-Transformer++ video jobs use the unscaled means, its S2 job the scaled ones). Weights come
-from ``pretrained`` (a local ``save_pretrained`` folder or a Hugging Face id already in the
-local cache) and are loaded offline only; they are not written into training checkpoints
-unless ``save_weights=True``.
+The next-frame models (docs/method.md#video-next-frame-prediction) work on SD-VAE latent
+means: a 224 px frame becomes a ``4 x 28 x 28`` latent (x 0.18215 with ``use_scaling``: the
+reference's S1 and Transformer++ video jobs use the unscaled means, its S2 job the scaled
+ones). Weights come from ``pretrained`` (a local ``save_pretrained`` folder or a Hugging
+Face id already in the local cache) and are loaded offline only; they are not written into
+training checkpoints unless ``save_weights=True``.
 """
 import os.path as osp
 import re

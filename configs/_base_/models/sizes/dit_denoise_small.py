@@ -1,3 +1,3 @@
-# DIT denoiser of size "small" (ebt-method.md section 7; see ARCH_SETTINGS for its shape).
+# DIT denoiser of size "small" (docs/method.md#model-sizes; see ARCH_SETTINGS for its shape).
 _base_ = ['../dit_denoise.py']
 model = dict(backbone=dict(arch='small'))

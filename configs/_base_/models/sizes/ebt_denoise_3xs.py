@@ -1,3 +1,3 @@
-# EBT denoiser of size "3xs" (ebt-method.md section 7; see ARCH_SETTINGS for its shape).
+# EBT denoiser of size "3xs" (docs/method.md#model-sizes; see ARCH_SETTINGS for its shape).
 _base_ = ['../ebt_denoise.py']
 model = dict(backbone=dict(arch='3xs'))
