@@ -1,8 +1,9 @@
 # EBT next-frame prediction with the System 2 training regularisers
-# (docs/method.md#system-1-and-system-2-options), following the authors' S2 video job:
-# the graph kept between steps with the loss on the last step only (truncate), a replay
-# buffer of past predictions, Langevin noise (sigma 1), random step size per frame (scale 2), and 2-3 steps on the
-# final landscape (one landscape, alpha 3000), as job_scripts/vid/pretrain/ebt_s2_vae.sh:
+# (docs/method.md#system-1-and-system-2-options), following the authors' S2 video job: the
+# graph kept between steps with the loss on the last step only (truncate), a replay buffer
+# of past predictions, Langevin noise (sigma 1), random step size per frame (scale 2), and
+# 2-3 steps on the final landscape (one landscape, alpha 3000), as
+# job_scripts/vid/pretrain/ebt_s2_vae.sh:
 # - alpha stays fixed: the job does not pass --mcmc_step_size_learnable.
 # - the Langevin noise goes on the candidate's embedding for each energy evaluation only
 #   (model/vid/ebt.py adds it after the down-projection; the latent keeps no noise).
