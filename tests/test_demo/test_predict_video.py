@@ -5,12 +5,14 @@ import os.path as osp
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_VIDEO_MODEL, write_video
 from mmengine.config import Config
 
-from ebtvision.visualization.video import read_video_frames
+from ebtvision.visualization.video import (CONTEXT_COLOR, PREDICTION_COLOR, TRUTH_COLOR,
+                                           read_video_frames)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'demo'))
@@ -60,14 +62,40 @@ def run_demo(*args):
     return result.stdout
 
 
+def decode_h264(path):
+    """The demo's mp4 as a browser decodes it: H.264, yuv420p; RGB frames and the rate."""
+    av = pytest.importorskip('av')
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ('h264', 'yuv420p')
+        frames = np.stack([f.to_ndarray(format='rgb24') for f in container.decode(stream)])
+    return frames, float(stream.average_rate)
+
+
+def border_color(frame, x):
+    """Mean colour of a panel's 4 px left border, away from the label band and bar."""
+    return frame[40:80, x:x + 4].reshape(-1, 3).mean(axis=0)
+
+
 def test_ebt_rollout_writes_side_by_side_mp4_plot_and_table(setup):
     root, paths = setup
     out = str(root / 'ebt' / 'rollout.mp4')
+    # An odd height (65 + 22 + 8 + 6 = 101 rows) goes through the writer's even padding.
     stdout = run_demo(*paths['ebt'], '--context', '4', '--frames', '3', '--num-candidates',
-                      '2', '--thinking-steps', '3', '--height', str(HEIGHT), '--out', out)
-    video = read_video_frames(out)
-    assert video['frames'].shape == (4 + 3, FULL_HEIGHT, WIDTH, 3)
-    assert video['fps'] == pytest.approx(5.0, rel=0.01)  # 1 / time_between_frames
+                      '2', '--thinking-steps', '3', '--height', '65', '--out', out)
+    frames, rate = decode_h264(out)
+    panel = 64 + 8  # the 16x16 frames shown 65 px high: 64 px wide (even) plus borders
+    assert frames.shape == (4 + 3, 102, 2 * panel, 3)
+    assert rate == pytest.approx(5.0)  # 1 / time_between_frames
+    np.testing.assert_array_equal(read_video_frames(out)['frames'].shape, frames.shape)
+    body = frames[:, 22 + 4:22 + 4 + 65].astype(int)
+    for index in range(4):  # context: the same real frame in both panels
+        assert np.abs(border_color(frames[index], 0) - CONTEXT_COLOR).max() < 8
+        assert np.abs(border_color(frames[index], panel) - CONTEXT_COLOR).max() < 8
+        assert np.abs(body[index, :, 4:68] - body[index, :, panel + 4:panel + 68]).mean() < 3
+    for index in range(4, 7):  # real future left (green), prediction right (orange)
+        assert np.abs(border_color(frames[index], 0) - TRUTH_COLOR).max() < 8
+        assert np.abs(border_color(frames[index], panel) - PREDICTION_COLOR).max() < 8
     assert osp.isfile(str(root / 'ebt' / 'rollout_energy.png'))
     metrics = json.load(open(root / 'ebt' / 'rollout_metrics.json'))
     assert len(metrics['energies']) == len(metrics['smooth_l1']) == 3
@@ -111,8 +139,6 @@ def test_transformer_pp_refuses_self_verification(setup):
 
 def test_errors_compare_each_prediction_with_the_frame_it_predicts(setup):
     """Oracle and copy-last stand-ins for the rollout pin the frame alignment."""
-    import numpy as np
-
     from ebtvision.registry import MODELS
     config, _ = setup[1]['ebt']
     args = predict_video.parse_args([config, 'unused.pth', '--context', '4', '--frames', '3'])
