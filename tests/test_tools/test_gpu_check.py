@@ -1,4 +1,4 @@
-"""tools/benchmark/gpu_check.py on CPU (--device cpu --tiny) and its synthetic batches."""
+"""tools/benchmark/gpu_check.py on CPU (--device cpu --tiny)."""
 import contextlib
 import io
 import json
@@ -13,7 +13,6 @@ from tests.conftest import ROOT, run_tool
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmark'))
 import gpu_check  # noqa: E402
-from _batches import synthetic_batch  # noqa: E402
 
 # (config, inputs, kernels) of the default checks: fused / plain pairs where the model
 # has both, the causal EBT's single math kernel.
@@ -105,33 +104,6 @@ def test_prepare_gives_the_sd_vae_random_weights_and_tiny_sizes():
     assert tiny.model.backbone.arch == gpu_check.TINY_ARCH and tiny.model.frame_size == 32
     assert len(tiny.model.encoder.vae_cfg['block_out_channels']) == 4  # SD-VAE's levels
     assert cfg.model.encoder.pretrained == 'stabilityai/sd-vae-ft-mse'  # input untouched
-
-
-def test_synthetic_batches_fit_the_models():
-    from ebtvision.registry import MODELS
-    from ebtvision.utils import read_config, register_all_modules
-    register_all_modules()
-    models = {}
-    for config, kinds in (('ebt_nextframe_skvideo.py', ('pixels', 'latents')),
-                          ('transformerpp_text_pydoc.py', ('tokens', ))):
-        cfg = read_config(osp.join(ROOT, 'configs', 'quickstart', config))
-        torch.manual_seed(0)
-        model = models[config] = MODELS.build(cfg.model)
-        for kind in kinds:
-            data = model.data_preprocessor(synthetic_batch(model, cfg, 3, kind), True)
-            if kind == 'tokens':
-                assert data['inputs'].shape == (3, cfg.train_dataloader.dataset.seq_len + 1)
-                assert data['inputs'].max() < model.head.vocab_size
-            else:
-                clip = cfg.train_dataloader.dataset.clip_len
-                latents = model.encode_inputs(data['inputs'], data['data_samples'])
-                assert latents.shape == (3, clip, *model.head.latent_shape)
-                if kind == 'pixels':  # uint8 frames scaled to [-1, 1] by the preprocessor
-                    assert -1 <= data['inputs'].min() < data['inputs'].max() <= 1
-            loss, _ = model.parse_losses(model(**data, mode='loss'))
-            assert torch.isfinite(loss)
-    with pytest.raises(ValueError, match="takes pixels or latents inputs, not 'images'"):
-        synthetic_batch(models['ebt_nextframe_skvideo.py'], cfg, 1, 'images')
 
 
 @pytest.mark.parametrize('argv, message', [

@@ -81,30 +81,22 @@ def count_parameters(model: nn.Module) -> Dict[str, int]:
 
 def build_with_batch(cfg) -> Tuple[nn.Module, dict, str]:
     """The config's model and a one-sample training batch for it (``model(**batch)``)."""
-    from ebtvision.models import BaseDenoiser, LanguageModel, NextFramePredictor
     from ebtvision.registry import MODELS
+    from ebtvision.utils.synthetic_batch import clip_len, synthetic_batch, task_of
     model_cfg = cfg.model.copy()
-    dataset = cfg.get('train_dataloader', {}).get('dataset', {})
     encoder = model_cfg.get('encoder') or {}
     if encoder.get('type') == 'FrozenVAEEncoder':  # latents instead: no VAE download
         size = model_cfg.get('frame_size', 224)
         model_cfg.update(encoder=None, latent_shape=(4, size // 8, size // 8))
     model = MODELS.build(model_cfg)
-    if isinstance(model, BaseDenoiser):
-        size = model.backbone.img_size
-        return model, dict(inputs=torch.rand(1, 3, size, size) * 2 - 1), 'images'
-    if isinstance(model, NextFramePredictor):
-        from ebtvision.structures import VideoDataSample
-        clip = int(dataset.get('clip_len', 17))
-        sample = VideoDataSample()
-        sample.set_metainfo(dict(input_kind='latents'))
-        latents = torch.randn(1, clip, *model.head.latent_shape)
-        return model, dict(inputs=latents, data_samples=[sample]), f'{clip}-frame clips'
-    if isinstance(model, LanguageModel):
-        length = int(dataset.get('seq_len', 64)) + 1
-        ids = torch.randint(0, model.head.vocab_size, (1, length))
-        return model, dict(inputs=ids), f'{length - 1}-token sequences'
-    raise ValueError(f'{type(model).__name__} is not a denoiser, next-frame or language model')
+    task = task_of(model)
+    # Video is counted on latents: the frozen encoder is not trained (the cache removes it).
+    batch = synthetic_batch(model, cfg, 1, kind='latents' if task == 'next_frame' else None)
+    if task == 'denoise':
+        return model, batch, 'images'
+    if task == 'next_frame':
+        return model, batch, f'{clip_len(cfg)}-frame clips'
+    return model, batch, f'{batch["inputs"].shape[1] - 1}-token sequences'
 
 
 def network_forward(model: nn.Module, batch: dict) -> None:

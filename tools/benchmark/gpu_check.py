@@ -11,7 +11,7 @@ On a GPU machine, from the repository root (nothing is downloaded, no dataset is
 Each config's model is built through the registry from the real config, at its real size
 and batch per GPU (``train_dataloader.batch_size``), and trained for ``--warmup`` untimed
 then ``--iters`` timed iterations of ``model.train_step`` on one synthetic random batch
-(``tools/benchmark/_batches.py``): data preprocessor, loss (for an EBT through the
+(``ebtvision/utils/synthetic_batch.py``): data preprocessor, loss (for an EBT through the
 thinking loop, second order), backward, gradient clipping and the config's AdamW step,
 with the optimizer wrapper ``tools/train.py`` uses (the finite-checking one; for bf16 the
 mixed-precision one of ``--amp --amp-dtype bfloat16``: autocast). Learning rates are the
@@ -84,7 +84,7 @@ from torch import nn
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _batches import KINDS, synthetic_batch  # noqa: E402
+from ebtvision.utils.synthetic_batch import KINDS, synthetic_batch  # noqa: E402
 from parity_families.common import perturb_zero_weights  # noqa: E402
 
 from ebtvision.utils import (ArgumentParser, debugging, exit_with_error,  # noqa: E402

@@ -11,8 +11,8 @@ preprocessor accepts it as it accepts a collated batch), with random values:
   (float latents, as the latent cache gives them);
 * language models (``kind='tokens'``): ``seq_len + 1`` token ids of the vocabulary.
 
-Used by ``tools/benchmark/gpu_check.py``; shared so that other tools need not repeat
-the per-task shapes.
+Used by ``tools/benchmark/gpu_check.py`` and ``tools/analysis/model_size.py`` (and through
+it ``tools/analysis/scaling.py``), so that the per-task shapes live in one place.
 """
 from typing import Optional, Tuple
 
