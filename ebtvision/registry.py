@@ -16,12 +16,16 @@ from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['ebtvision.engine'])
+# FlexibleRunner builds its strategy from MMEngine's root registry, which looks here first
+# when the default scope is ebtvision.
+STRATEGIES = Registry('strategy', parent=MMENGINE_STRATEGIES, locations=['ebtvision.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['ebtvision.engine'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['ebtvision.engine'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=['ebtvision.datasets'])

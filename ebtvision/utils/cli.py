@@ -64,16 +64,79 @@ def check_model_config(cfg: Config) -> None:
 
 
 def build_runner(cfg: Config, config_path: str):
-    """``Runner.from_cfg`` with a one-line error for a config that builds nothing (an
-    unknown type, a wrong argument); ``EBTVISION_DEBUG=1`` keeps the traceback."""
+    """Build the run's runner: MMEngine's ``Runner``, or the one ``cfg.runner_type`` names
+    (``'FlexibleRunner'`` with a ``strategy``, see ``configs/_base_/strategies/``).
+
+    A config that builds nothing (an unknown type, a wrong argument, a strategy that the
+    runner would ignore or whose package is missing) ends in one ``error:`` line;
+    ``EBTVISION_DEBUG=1`` keeps the traceback.
+    """
+    from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    _check_strategy(cfg, config_path)
     try:
-        return Runner.from_cfg(cfg)
+        if cfg.get('runner_type', 'Runner') in ('Runner', Runner):
+            return Runner.from_cfg(cfg)
+        return RUNNERS.build(cfg)  # RUNNERS' builder calls runner_type's from_cfg
     except (KeyError, TypeError, ValueError) as error:
         if debugging():
             raise
         exit_with_error(f'{config_path}: cannot build the run: {type(error).__name__}: '
                         f'{error} (set {DEBUG_ENV}=1 for the traceback)')
+
+
+#: Strategies whose package is optional: strategy type -> (module, pip name).
+_STRATEGY_PACKAGES = {'DeepSpeedStrategy': ('deepspeed', 'deepspeed'),
+                      'ColossalAIStrategy': ('colossalai', 'colossalai')}
+#: Strategies that need a process group (several processes).
+_DISTRIBUTED_STRATEGIES = ('DDPStrategy', 'FSDPStrategy', 'DeepSpeedStrategy',
+                           'ColossalAIStrategy')
+
+
+def _check_strategy(cfg: Config, config_path: str) -> None:
+    """Refuse a ``strategy`` the runner would not use; drop a distributed strategy
+    in a run without a launcher (MMEngine's Runner likewise wraps nothing then)."""
+    import importlib.util
+
+    from mmengine.logging import print_log
+    from mmengine.runner import FlexibleRunner
+
+    from ebtvision.engine.strategies import check_fsdp_config
+    from ebtvision.registry import MODELS, RUNNERS
+    runner_type = cfg.get('runner_type', 'Runner')
+    runner_cls = RUNNERS.get(runner_type) if isinstance(runner_type, str) else runner_type
+    flexible = isinstance(runner_cls, type) and issubclass(runner_cls, FlexibleRunner)
+    strategy = cfg.get('strategy')
+    if strategy is not None and not flexible:
+        shown = strategy.get('type') if isinstance(strategy, dict) else strategy
+        exit_with_error(f"{config_path}: strategy {shown!r} is used by "
+                        f"runner_type='FlexibleRunner' only, not {runner_type!r}: set "
+                        "runner_type='FlexibleRunner' (or _base_ a file of "
+                        'configs/_base_/strategies/)')
+    if not flexible:
+        return
+    if cfg.get('model_wrapper_cfg') is not None:
+        exit_with_error(f'{config_path}: FlexibleRunner ignores model_wrapper_cfg; give '
+                        'the wrapper as strategy.model_wrapper instead')
+    strategy_type = strategy.get('type') if isinstance(strategy, dict) else None
+    name = strategy_type if isinstance(strategy_type, str) else getattr(
+        strategy_type, '__name__', '')
+    name = name.rpartition('.')[2]  # 'mmengine.DDPStrategy'
+    module, pip_name = _STRATEGY_PACKAGES.get(name, (None, None))
+    if module is not None and importlib.util.find_spec(module) is None:
+        exit_with_error(f'{config_path}: strategy {name} needs the {module} package, which '
+                        f'is not installed (pip install {pip_name})')
+    model_type = (cfg.get('model') or {}).get('type')
+    try:
+        check_fsdp_config(strategy, MODELS.get(model_type) if isinstance(model_type, str)
+                          else model_type)
+    except ValueError as error:
+        exit_with_error(f'{config_path}: {error}')
+    if name in _DISTRIBUTED_STRATEGIES and cfg.get('launcher', 'none') == 'none':
+        print_log(f'{name} needs several processes (--launcher pytorch under torchrun); '
+                  'without a launcher this run is one process: SingleDeviceStrategy',
+                  logger='current')
+        cfg.strategy = dict(type='SingleDeviceStrategy')
 
 
 class ArgumentParser(argparse.ArgumentParser):

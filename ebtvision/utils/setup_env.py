@@ -36,8 +36,11 @@ def setup_cpu_distributed(cfg) -> None:
 
     MMEngine's launcher always calls ``torch.cuda.set_device`` and wraps the model with
     ``device_ids=[local_rank]``; both fail on CPU. Without CUDA this initialises the
-    process group itself with gloo (MMEngine then skips its own init) and wraps the
-    model with ``device_ids=None``. Does nothing with CUDA or without a launcher.
+    process group itself with gloo (MMEngine then skips its own init) and, for MMEngine's
+    ``Runner``, wraps the model with ``device_ids=None``. ``runner_type='FlexibleRunner'``
+    wraps through its ``strategy`` instead, whose ebtvision versions (``DDPStrategy``,
+    ``FSDPStrategy``) handle the CPU themselves. Does nothing with CUDA or without a
+    launcher.
     """
     import os
 
@@ -53,9 +56,19 @@ def setup_cpu_distributed(cfg) -> None:
         torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                                       world_size=int(os.environ['WORLD_SIZE']))
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if _is_flexible_runner(cfg.get('runner_type', 'Runner')):
+        return  # it ignores model_wrapper_cfg (the tools refuse a config with one)
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                      broadcast_buffers=False)
+
+
+def _is_flexible_runner(runner_type) -> bool:
+    from mmengine.runner import FlexibleRunner
+
+    from ebtvision.registry import RUNNERS
+    runner_cls = RUNNERS.get(runner_type) if isinstance(runner_type, str) else runner_type
+    return isinstance(runner_cls, type) and issubclass(runner_cls, FlexibleRunner)
 
 
 def teardown_distributed() -> None:
@@ -64,8 +77,8 @@ def teardown_distributed() -> None:
     Gloo's background threads can abort a process that has finished its work ("terminate
     called without an active exception", exit -6), turning a good run into a failure: it
     happened at interpreter exit, after the last checkpoint and validation. So, with the
-    caller's runner already released (its DDP wrapper holds the process group), the ranks
-    meet at a barrier, the group is destroyed, the logs are flushed, and a distributed
+    caller's runner already released (its DDP or FSDP wrapper holds the process group), the
+    ranks meet at a barrier, the group is destroyed, the logs are flushed, and a distributed
     process exits at once (``os._exit(0)``), before interpreter shutdown can tear threads
     down in the wrong order. Call it last. A single process just returns.
     """
@@ -77,7 +90,7 @@ def teardown_distributed() -> None:
 
     if not (torch_dist.is_available() and torch_dist.is_initialized()):
         return
-    gc.collect()  # the released runner's DDP reducer goes before its process group
+    gc.collect()  # the released runner's DDP reducer / FSDP state go before the group
     torch_dist.barrier()
     torch_dist.destroy_process_group()
     logging.shutdown()

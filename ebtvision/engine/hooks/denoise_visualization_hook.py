@@ -9,6 +9,7 @@ from mmengine.model import is_model_wrapper
 
 from ebtvision.registry import HOOKS
 from ebtvision.visualization import save_png, tile_row
+from ..strategies import full_parameters
 
 
 def denoise_grid(samples: Sequence, max_samples: int = 4, pad: int = 2) -> np.ndarray:
@@ -55,7 +56,8 @@ class DenoiseVisualizationHook(Hook):
         subset = {key: value[:self.max_samples] for key, value in data_batch.items()}
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        # Under FSDP the module's own parameters are shards: gather them (every rank runs this).
+        with torch.no_grad(), full_parameters(runner.model):
             samples = model.test_step(subset)
         model.train(was_training)
         runner.visualizer.add_image('train_denoise', denoise_grid(samples, self.max_samples),

@@ -11,6 +11,7 @@ from mmengine.model import is_model_wrapper
 from ebtvision.registry import HOOKS
 from ebtvision.visualization import (energy_curve_image, energy_heatmap, overlay_heatmap,
                                      save_png, tile_row, to_uint8_hwc)
+from ..strategies import full_parameters
 
 
 def thinking_grid(outcome, clean: Sequence[torch.Tensor], pad: int = 2) -> np.ndarray:
@@ -102,7 +103,8 @@ class ThinkingVisualizationHook(Hook):
         if is_ebt and isinstance(model, BaseDenoiser) and samples and (
                 'noisy_imgs' in samples[0]):
             level = self.level or next(iter(samples[0].noisy_imgs))
-            outcome = self.rethink(model, samples, level)
+            with full_parameters(runner.model):  # FSDP: the whole model on every rank
+                outcome = self.rethink(model, samples, level)
             curves = outcome.energies.detach().float().cpu().numpy()
             return dict(thinking=thinking_grid(outcome, [s.gt_img for s in samples]),
                         energy_curve=energy_curve_image(
