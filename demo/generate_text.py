@@ -31,7 +31,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ebtvision.apis import (ModelLoadError, TextGeneration, TextGenerator,  # noqa: E402
                             atomic_write, load_config)
 from ebtvision.apis.options import cli_type, non_negative, positive_int  # noqa: E402
-from ebtvision.utils import ArgumentParser, register_all_modules  # noqa: E402
+from ebtvision.utils import (ArgumentParser, exit_on_missing_extra,  # noqa: E402
+                             register_all_modules)
 
 #: Tokens of highest energy named in the summary.
 LEAST_SURE = 5
@@ -145,6 +146,7 @@ def describe(result: TextGeneration, show_energies: bool) -> dict:
     return record
 
 
+@exit_on_missing_extra
 def main(argv=None) -> None:
     args = parse_args(argv)
     register_all_modules()

@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from ebtvision.apis import overlay_heatmap  # noqa: E402
+from ebtvision.utils import exit_on_missing_extra, require  # noqa: E402
 
 DEFAULT_CONFIG = osp.join('configs', 'quickstart', 'ebt_denoise_skimage.py')
 DEFAULT_CHECKPOINT = osp.join('work_dirs', 'ebt_denoise_skimage', 'iter_600.pth')
@@ -87,6 +88,11 @@ def parse_args(argv=None):
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         parser.error('--max-upload-mb and --max-pixels must be positive')
     return args
+
+
+def _gradio():
+    """gradio (the [demo] extra), imported after the environment above is set."""
+    return require('gradio', 'the Gradio demo (demo/gradio_denoise.py)')
 
 
 def example_photos() -> List[str]:
@@ -170,7 +176,7 @@ class DenoiseDemo:
         ``num_candidates`` > 1 turns on self-verification; ``tolerance`` > 0 lets each
         tile stop thinking once its energy has converged (``thinking_steps`` = budget).
         """
-        import gradio as gr
+        gr = _gradio()
 
         from ebtvision.apis import ImageInputError
         if self.ebt is None:
@@ -247,7 +253,7 @@ class DenoiseDemo:
         return '\n\n'.join(lines)
 
     def build(self):
-        import gradio as gr
+        gr = _gradio()
         train_level = self.ebt.train_noise_level if self.ebt else 0.1
         default_steps = self.ebt.default_steps if self.ebt else 1
         with gr.Blocks(title='EBT denoising', analytics_enabled=False) as page:
@@ -319,7 +325,7 @@ def upload_component(**kwargs):
     instance's method is wrapped rather than the class subclassed: Gradio writes a
     ``.pyi`` stub beside the source of every component subclass.
     """
-    import gradio as gr
+    gr = _gradio()
     image = gr.Image(**kwargs)
     gradio_preprocess = image.preprocess
 
@@ -335,7 +341,7 @@ def upload_component(**kwargs):
 
 def theme():
     """Gradio's default look with system fonts (the default fetches Google Fonts)."""
-    import gradio as gr
+    gr = _gradio()
     return gr.themes.Default(font=['ui-sans-serif', 'system-ui', 'sans-serif'],
                              font_mono=['ui-monospace', 'Consolas', 'monospace'])
 
@@ -364,8 +370,10 @@ def launch(page, args, block: bool = True):
     return page
 
 
+@exit_on_missing_extra
 def main(argv=None) -> None:
     args = parse_args(argv)
+    _gradio()  # a missing gradio says so before the models load
     started = time.perf_counter()
     demo = create_demo(args)
     for error in demo.load_errors:

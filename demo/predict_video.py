@@ -37,10 +37,12 @@ from mmengine.config import Config, DictAction
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ebtvision.apis import (DEFAULT_FRAMES, EnergyBasedModel, ModelLoadError,  # noqa: E402
                             NextFrameInferencer, NextFrameResult, VideoClip, VideoClipError,
-                            atomic_write, clip_dataset_cfg, load_config, plot_rollout_curves,
-                            read_video_clip, rollout_clip, save_video, side_by_side_frames)
+                            atomic_write, check_video_writer, clip_dataset_cfg, load_config,
+                            plot_rollout_curves, read_video_clip, rollout_clip, save_video,
+                            side_by_side_frames)
 from ebtvision.apis.options import cli_type, positive_int  # noqa: E402
-from ebtvision.utils import ArgumentParser, register_all_modules  # noqa: E402
+from ebtvision.utils import (ArgumentParser, exit_on_missing_extra,  # noqa: E402
+                             register_all_modules)
 
 #: How the clip's messages name the arguments: by their flags.
 FLAGS = dict(video='--video', context='--context', frames='--frames',
@@ -195,6 +197,7 @@ def print_table(result: NextFrameResult, times: List[float], context: int) -> No
     print(f'{"mean":>7}{"":>10}{"":>12}{mean:12.4f}{mean_copy:12.4f}')
 
 
+@exit_on_missing_extra
 def main(argv=None) -> None:
     args = parse_args(argv)
     register_all_modules()
@@ -209,6 +212,10 @@ def main(argv=None) -> None:
         ds_cfg, ds_cls = val_dataset_cfg(cfg, args.config)
         config_name = osp.splitext(osp.basename(args.config))[0]
         out = args.out or osp.join('work_dirs', config_name, 'rollout.mp4')
+        try:  # before the slow part: a missing H.264 encoder ends here, in one line
+            check_video_writer(out)
+        except RuntimeError as error:
+            raise DemoError(str(error)) from None
 
         started = time.perf_counter()
         # The clip first: data problems show up before the (slow, for a VAE) model build.

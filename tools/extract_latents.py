@@ -33,6 +33,7 @@ from ebtvision.registry import DATASETS, MODELS, TRANSFORMS  # noqa: E402
 from ebtvision.utils import (DataNotFoundError, check_data_roots,  # noqa: E402
                              register_all_modules)
 from ebtvision.utils.data_check import PACKAGED_DATA_PREFIXES  # noqa: E402
+from ebtvision.utils.optional import exit_on_missing_extra  # noqa: E402
 
 SPLIT_LOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader',
                  'test': 'test_dataloader'}
@@ -149,6 +150,7 @@ def collect_videos(cfg: Config, splits: List[str]):
     return videos_by_split, pipeline, tbf, notes, data_root
 
 
+@exit_on_missing_extra
 def main(argv=None) -> None:
     args = parse_args(argv)
     register_all_modules()

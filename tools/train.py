@@ -30,6 +30,8 @@ from ebtvision.utils import (ArgumentParser, DataNotFoundError, build_runner,  #
                              check_data_roots, check_model_config, exit_with_error,
                              read_config, register_all_modules, setup_cpu_distributed,
                              teardown_distributed)
+from ebtvision.utils.optional import exit_on_missing_extra  # noqa: E402
+from ebtvision.utils.vis_backends import add_vis_backend_argument, use_vis_backends  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,6 +51,7 @@ def parse_args(argv=None):
                         'else float16 with a dynamic loss scaler)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_iters=100')
+    add_vis_backend_argument(parser)
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate linearly by the global batch (processes "
                         'x batch_size x optim_wrapper.accumulative_counts) over the config\'s '
@@ -65,6 +68,7 @@ def parse_args(argv=None):
 
 def build_config(args) -> Config:
     cfg = read_config(args.config, args.cfg_options)
+    use_vis_backends(cfg, args.vis_backend)
     cfg.launcher = args.launcher
     try:
         check_model_config(cfg)
@@ -176,6 +180,7 @@ def resume_from_work_dir(work_dir: str):
     return search.checkpoint
 
 
+@exit_on_missing_extra  # a missing optional package: one error line naming its extra
 def main(argv=None) -> None:
     args = parse_args(argv)
     install_safe_checkpoint_io()  # weights-only loading, atomic writes

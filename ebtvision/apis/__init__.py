@@ -9,8 +9,8 @@ re-exported here too.
 from ebtvision.datasets.file_listing import skimage_data_dir
 from ebtvision.fileio import atomic_write
 from ebtvision.models.thinking import EnergyBasedModel
-from ebtvision.visualization import (overlay_heatmap, plot_rollout_curves, save_video,
-                                     side_by_side_frames)
+from ebtvision.visualization import (check_video_writer, overlay_heatmap, plot_rollout_curves,
+                                     save_video, side_by_side_frames)
 from .base_inferencer import BaseInferencer
 from .denoise_inferencer import DenoiseInferencer, DenoiseResult, image_quality
 from .image_io import ImageInputError, LoadedImage, load_image
@@ -26,5 +26,6 @@ __all__ = [
     'TextGenerator', 'TextGeneration', 'VideoClip', 'VideoClipError', 'DEFAULT_FRAMES',
     'clip_dataset_cfg', 'read_video_clip', 'ImageInputError', 'LoadedImage', 'load_image',
     'ModelLoadError', 'init_model', 'load_config', 'atomic_write', 'overlay_heatmap',
-    'plot_rollout_curves', 'save_video', 'side_by_side_frames', 'skimage_data_dir'
+    'check_video_writer', 'plot_rollout_curves', 'save_video', 'side_by_side_frames',
+    'skimage_data_dir'
 ]

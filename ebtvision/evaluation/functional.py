@@ -295,7 +295,9 @@ def build_lpips(net: str = 'alex', backbone_weights: Optional[str] = None) -> nn
     # Resolve first so a missing file fails before the slow lpips import.
     path = _find_backbone_weights(net, backbone_weights)
 
-    import lpips  # deferred: importing lpips is slow and only LPIPS needs it
+    # Deferred: importing lpips is slow and only LPIPS needs it (the [lpips] extra).
+    from ebtvision.utils.optional import require
+    lpips = require('lpips', 'the LPIPS metric (LPIPSMetric, build_lpips)')
 
     with warnings.catch_warnings():
         # torchvision warns about lpips' legacy `pretrained=` argument.

@@ -3,11 +3,11 @@ energy plots, energy heat maps and curves. MMEngine's ``Visualizer`` with its ``
 ``TensorboardVisBackend`` draws the hooks' grids."""
 from .energy import energy_curve_image, energy_heatmap, overlay_heatmap
 from .frames import save_png, tile_row, to_uint8_hwc
-from .video import (plot_rollout_curves, read_video_frames, save_video, side_by_side_frames,
-                    upscale)
+from .video import (check_video_writer, plot_rollout_curves, read_video_frames, save_video,
+                    side_by_side_frames, upscale)
 
 __all__ = [
     'to_uint8_hwc', 'tile_row', 'save_png', 'side_by_side_frames', 'save_video',
-    'read_video_frames', 'plot_rollout_curves', 'upscale', 'energy_heatmap', 'overlay_heatmap',
-    'energy_curve_image'
+    'check_video_writer', 'read_video_frames', 'plot_rollout_curves', 'upscale',
+    'energy_heatmap', 'overlay_heatmap', 'energy_curve_image'
 ]

@@ -146,19 +146,13 @@ def side_by_side_frames(truth: Sequence[np.ndarray],
 #: matrix that the RGB -> YUV conversion uses, so that players do not guess BT.709.
 H264_OPTIONS = {'crf': '18', 'preset': 'medium', 'colorspace': 'smpte170m',
                 'color_range': 'tv', 'color_primaries': 'bt709', 'color_trc': 'bt709'}
-_MISSING_ENCODER = ('writing .mp4 (H.264) needs PyAV with libx264: pip install "ebtvision[video]" '
-                    '(or pip install av), or write a .gif')
-
-
 def _h264_module():
     """PyAV, checked to have the libx264 encoder; one clear error line otherwise."""
-    try:
-        import av
-    except ImportError:
-        raise ImportError(_MISSING_ENCODER) from None
+    from ebtvision.utils.optional import require
+    av = require('av', 'writing .mp4 (H.264; or write a .gif)')
     if 'libx264' not in av.codecs_available:
-        raise RuntimeError(f'PyAV {av.__version__} has no libx264 encoder; '
-                           + _MISSING_ENCODER.partition(': ')[2])
+        raise RuntimeError(f'PyAV {av.__version__} has no libx264 encoder: install a PyAV '
+                           'build with it (the PyPI wheels have it), or write a .gif')
     return av
 
 

@@ -12,8 +12,9 @@ DEMOS = sorted(glob.glob(osp.join(ROOT, 'demo', '*.py')))
 #: The package the demos may import from, whole.
 ALLOWED_PACKAGE = 'ebtvision.apis'
 #: What the demos may import from ebtvision.utils: the registry setup and the
-#: command-line helpers.
-ALLOWED_UTILS = {'register_all_modules', 'ArgumentParser', 'exit_with_error'}
+#: command-line helpers (with the import of optional packages, named by their extra).
+ALLOWED_UTILS = {'register_all_modules', 'ArgumentParser', 'exit_with_error',
+                 'exit_on_missing_extra', 'require'}
 
 
 def ebtvision_imports(path):

@@ -133,7 +133,6 @@ def test_missing_encoder_is_one_line_naming_the_extra(tmp_path, monkeypatch):
             call()
         message = str(error.value)
         assert '\n' not in message and '[video]' in message and '.gif' in message
-        assert error.value.__cause__ is None and error.value.__suppress_context__
     assert list(tmp_path.iterdir()) == []
     check_video_writer('rollout.gif')  # GIFs need no PyAV
     save_video(moving_photo(2), str(tmp_path / 'clip.gif'), 5)
@@ -143,7 +142,7 @@ def test_missing_encoder_is_one_line_naming_the_extra(tmp_path, monkeypatch):
 def test_pyav_without_libx264_is_a_clear_error(tmp_path, monkeypatch):
     av = pytest.importorskip('av')
     monkeypatch.setattr(av, 'codecs_available', set(av.codecs_available) - {'libx264'})
-    with pytest.raises(RuntimeError, match=r'no libx264 encoder.*\[video\]'):
+    with pytest.raises(RuntimeError, match=r'no libx264 encoder.*\.gif'):
         save_video(moving_photo(2), str(tmp_path / 'clip.mp4'), 5)
     assert list(tmp_path.iterdir()) == []
 

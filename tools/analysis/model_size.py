@@ -49,6 +49,7 @@ from torch.utils.flop_counter import flop_registry
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from ebtvision.utils import ArgumentParser, exit_with_error, read_config  # noqa: E402
+from ebtvision.utils.optional import exit_on_missing_extra  # noqa: E402
 
 # Input layers left out of the non-embedding count (scaling-law convention).
 EMBEDDING_MODULES = ('patch_embed', 'token_embed', 'step_embed', 'embed')
@@ -450,6 +451,7 @@ def table(rows) -> str:
     return '\n'.join(lines)
 
 
+@exit_on_missing_extra  # a VAE config without diffusers: one error line naming the extra
 def main(argv=None) -> None:
     args = parse_args(argv)
     from ebtvision.utils import register_all_modules

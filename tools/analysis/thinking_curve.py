@@ -40,7 +40,7 @@ from tqdm import tqdm  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from ebtvision.models.thinking.options import (cli_type, noise_level, non_negative,  # noqa
                                                positive_int)
-from ebtvision.utils import ArgumentParser  # noqa: E402
+from ebtvision.utils import ArgumentParser, exit_on_missing_extra  # noqa: E402
 
 
 class CurveError(RuntimeError):
@@ -305,6 +305,7 @@ def plot(rows: List[dict], path: str) -> None:
     canvas.print_png(path)
 
 
+@exit_on_missing_extra
 def main(argv=None) -> int:
     args = parse_args(argv)
     from ebtvision.apis import ModelLoadError, init_model, load_config

@@ -28,6 +28,8 @@ sys.path.insert(0, osp.join(ROOT, 'demo'))
 sys.path.insert(0, ROOT)
 import gradio_denoise  # noqa: E402  (sets Gradio's environment before gradio is imported)
 
+from ebtvision.utils import exit_on_missing_extra, require  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,10 +58,12 @@ def test_image(size: int, folder: str) -> str:
     return path
 
 
+@exit_on_missing_extra
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
-    from gradio_client import Client, handle_file
+    gradio_client = require('gradio_client', 'tools/benchmark/demo_latency.py')  # [demo]
+    Client, handle_file = gradio_client.Client, gradio_client.handle_file
     torch.set_num_threads(args.threads)
     checkpoint = None if args.checkpoint == 'none' else args.checkpoint
     demo_args = gradio_denoise.parse_args(['--config', args.config, '--checkpoint', 'unused'])

@@ -59,10 +59,11 @@ def fmt(value) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from parity_families.common import TOLERANCE, import_reference
-    from ebtvision.utils import exit_with_error
+    from ebtvision.utils import exit_with_error, require
     try:
         import_reference(args.reference_repo)
-        import timm  # noqa: F401  (the reference's image models are built from timm parts)
+        # The reference's image models are built from timm parts (the [probe] extra).
+        require('timm', "--reference-repo (the authors' image models)")
     except (FileNotFoundError, ImportError) as error:
         exit_with_error(str(error))
     runs = [(name, run) for name, run in family_runs()

@@ -66,6 +66,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from parity_families.common import (HParams, install_reference_stubs,  # noqa: E402
                                     perturb_zero_weights)
 
+from ebtvision.utils import exit_on_missing_extra, require  # noqa: E402
+
 IMPLEMENTATIONS = ('ours_ebt', 'ours_dit', 'ref_ebt', 'ref_dit')
 
 
@@ -156,10 +158,7 @@ def import_reference(path: str):
     path = osp.abspath(path)
     if not osp.isfile(osp.join(path, 'model', 'img', 'ebt_denoise.py')):
         raise FileNotFoundError(f'{path} does not contain model/img/ebt_denoise.py')
-    try:
-        import timm  # noqa: F401
-    except ImportError as error:
-        raise ImportError("the authors' models need timm: pip install timm") from error
+    require('timm', "--reference-repo (the authors' image models)")  # [probe] extra
     install_reference_stubs()
     if path not in sys.path:
         sys.path.insert(0, path)
@@ -453,6 +452,7 @@ def compare_defaults(args) -> None:
         print(f'{label:<52}' + ''.join(f'{cell:>16}' for cell in cells))
 
 
+@exit_on_missing_extra
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.measure_memory:

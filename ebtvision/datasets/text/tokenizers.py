@@ -42,12 +42,10 @@ class FileTokenizer:
         if not osp.isfile(path):
             raise FileNotFoundError(f'tokenizer file {path} does not exist; give a local '
                                     "tokenizers JSON file or use the byte tokenizer (type='byte')")
-        try:
-            from tokenizers import Tokenizer
-        except ImportError:
-            raise ImportError('a tokenizer file needs the `tokenizers` package: pip install '
-                              "tokenizers (or use the byte tokenizer, type='byte')") from None
-        self.tokenizer = Tokenizer.from_file(path)
+        from ebtvision.utils.optional import require
+        tokenizers = require('tokenizers', "FileTokenizer (tokenizer files; the byte tokenizer, "
+                             "type='byte', works without it)")
+        self.tokenizer = tokenizers.Tokenizer.from_file(path)
         self.vocab_size = self.tokenizer.get_vocab_size()
         pad = self.tokenizer.token_to_id(pad_token)
         if pad is None:

@@ -12,8 +12,8 @@ from ebtvision.registry import MODELS
 def _load_state_dict(path: str) -> dict:
     """Weights from a .safetensors or a .pth/.bin file, never running code from it."""
     if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path, device='cpu')
+        from ebtvision.utils.optional import require
+        return require('safetensors.torch', f'reading {path}').load_file(path, device='cpu')
     # Weights-only torch.load with the project's small allow-list (no arbitrary pickles).
     state = load_checkpoint_weights_only(path, map_location='cpu')
     for key in ('state_dict', 'model'):  # common wrappers (mmengine, timm training)
@@ -54,7 +54,9 @@ class TimmBackbone(BaseModule):
     def __init__(self, model_name: str, pretrained_path: Optional[str] = None,
                  img_size: Optional[int] = None, init_cfg=None, **timm_kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
-        import timm  # imported here so the package imports without timm
+        # Imported here so the package imports without timm (the [probe] extra).
+        from ebtvision.utils.optional import require
+        timm = require('timm', 'TimmBackbone (linear probes on timm models)')
         if img_size is not None:
             timm_kwargs['img_size'] = img_size
         self.model_name = model_name

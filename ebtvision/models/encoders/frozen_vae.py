@@ -84,6 +84,12 @@ def weights_not_found_message(pretrained: str, subfolder: Optional[str] = None,
             f'model.encoder.pretrained={local}).')
 
 
+def _diffusers():
+    """diffusers, or a one-line error naming the extra that installs it."""
+    from ebtvision.utils.optional import require
+    return require('diffusers', 'FrozenVAEEncoder (the SD-VAE latents of the video configs)')
+
+
 def load_pretrained_vae(pretrained: str, subfolder: Optional[str] = None,
                         dtype: torch.dtype = torch.float32) -> nn.Module:
     """Load a diffusers ``AutoencoderKL`` from a local folder or the local HF cache.
@@ -99,7 +105,7 @@ def load_pretrained_vae(pretrained: str, subfolder: Optional[str] = None,
         FileNotFoundError: With how to provide the weights, when nothing loadable is found.
     """
     # Imported here: diffusers takes seconds to import, and only this encoder needs it.
-    from diffusers import AutoencoderKL
+    AutoencoderKL = _diffusers().AutoencoderKL
     from diffusers.utils import is_accelerate_available
 
     try:
@@ -125,7 +131,7 @@ def load_pretrained_vae(pretrained: str, subfolder: Optional[str] = None,
 
 def build_vae(vae_cfg: Union[str, dict], dtype: torch.dtype = torch.float32) -> nn.Module:
     """A randomly initialised ``AutoencoderKL`` from a config dict or a name in ``VAE_ARCHS``."""
-    from diffusers import AutoencoderKL
+    AutoencoderKL = _diffusers().AutoencoderKL
 
     if isinstance(vae_cfg, str):
         if vae_cfg not in VAE_ARCHS:

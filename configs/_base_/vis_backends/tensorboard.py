@@ -1,0 +1,11 @@
+# TensorBoard next to MMEngine's local files (vis_data/scalars.json and the image grids):
+# the training losses, learning rate, thinking step size `alpha`, energies, the validation
+# PSNR / SSIM and the visualisation hooks' grids. View them with
+#   tensorboard --logdir work_dirs/<config name>
+# Use it on any config (needs `pip install tensorboard`, the `tensorboard` extra):
+#   python tools/test.py CONFIG CKPT --vis-backend tensorboard
+# or copy the line below into the body of a config of your own (after its `_base_`).
+# It cannot be listed in `_base_` next to a config that has a runtime: MMEngine refuses a
+# key that two bases define, and configs/_base_/default_runtime.py defines `visualizer`.
+visualizer = dict(type='Visualizer', name='visualizer',
+                  vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
