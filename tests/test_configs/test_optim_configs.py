@@ -18,7 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN_CONFIGS = sorted(
     osp.relpath(p, osp.join(ROOT, 'configs'))
     for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
-    if '_base_' not in p and 'linear_probe' not in p)
+    if '_base_' not in p and 'linear_probe' not in p and osp.join('configs', 'scaling') not in p)
 # The multipliers the configs kept by hand next to their thinker's alpha before the
 # constructor derived them (3 x alpha): lr(alpha) = lr_mult * optimizer.lr.
 LEGACY_LR_MULT = {
